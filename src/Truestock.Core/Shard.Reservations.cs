@@ -1,0 +1,248 @@
+namespace Truestock.Core;
+
+public sealed partial class Shard
+{
+    /// <summary>
+    /// Holds stock for a reservation, all-or-nothing. Each line takes units from one location: the
+    /// one given, or the first in the channel's sourcing list with enough available. A line succeeds
+    /// only if its quantity is within the channel's ATS (counting the lines before it) and the
+    /// location has that much available, so a reservation can never make available negative.
+    /// </summary>
+    public ReservationOutcome CreateReservation(CreateReservation command, DateTimeOffset now, Effects effects)
+    {
+        ArgumentNullException.ThrowIfNull(command);
+        ArgumentNullException.ThrowIfNull(effects);
+        if (_reservations.TryGetValue(command.ReservationId, out var existing))
+        {
+            return existing.Fingerprint == command.Fingerprint
+                ? new ReservationOutcome(ReservationResult.Existing, ExpireIfDue(existing, now, effects))
+                : new ReservationOutcome(ReservationResult.Conflict, existing, ErrorType: RejectionTypes.IdempotencyConflict,
+                    ErrorDetail: $"reservationId '{command.ReservationId}' was already used with a different body.");
+        }
+        if (!_channels.TryGetValue(command.ChannelId, out var channel))
+        {
+            return Invalid(RejectionTypes.UnknownChannel, $"Channel '{command.ChannelId}' is not declared; PUT /v1/channels/{command.ChannelId} first.");
+        }
+        foreach (var line in command.Lines)
+        {
+            if (line.LocationId is null)
+            {
+                continue;
+            }
+            if (!_locations.ContainsKey(line.LocationId))
+            {
+                return Invalid(RejectionTypes.UnknownLocation, $"Location '{line.LocationId}' is not declared.");
+            }
+            if (!channel.Locations.Contains(line.LocationId))
+            {
+                return Invalid(RejectionTypes.LocationNotSourced,
+                    $"Location '{line.LocationId}' is not in the sourcing list of channel '{channel.Id}'.");
+            }
+        }
+
+        var held = new List<(Position Position, long Quantity)>(command.Lines.Count);
+        List<Shortage>? shortages = null;
+        foreach (var line in command.Lines)
+        {
+            var ats = Ats(channel, line.Sku);
+            var chosen = line.LocationId is null
+                ? FirstSourcingPosition(channel, line.Sku, line.Quantity)
+                : FindPosition(line.Sku, line.LocationId) is { } given && given.Available >= line.Quantity ? given : null;
+            if (chosen is null || line.Quantity > ats)
+            {
+                var best = line.LocationId is null ? BestAvailable(channel, line.Sku) : Math.Max(0, AvailableAt(line.Sku, line.LocationId));
+                (shortages ??= []).Add(new Shortage(line.Sku, line.Quantity, Math.Min(ats, best)));
+                continue;
+            }
+            // Taking the units now makes later lines of the same SKU see what is left.
+            chosen.Reserved += line.Quantity;
+            held.Add((chosen, line.Quantity));
+        }
+        if (shortages is not null)
+        {
+            foreach (var (position, quantity) in held)
+            {
+                position.Reserved -= quantity;
+            }
+            return new ReservationOutcome(ReservationResult.Insufficient, Shortages: shortages);
+        }
+
+        var lines = new ReservationLine[held.Count];
+        for (var i = 0; i < held.Count; i++)
+        {
+            lines[i] = new ReservationLine { Sku = held[i].Position.Sku, Quantity = held[i].Quantity, LocationId = held[i].Position.LocationId };
+        }
+        var reservation = new Reservation
+        {
+            Id = command.ReservationId,
+            ChannelId = channel.Id,
+            Status = ReservationStatus.Held,
+            CreatedAt = now,
+            ExpiresAt = now.AddSeconds(command.TtlSeconds),
+            TtlSeconds = command.TtlSeconds,
+            CorrelationId = command.CorrelationId,
+            Lines = lines,
+            Fingerprint = command.Fingerprint,
+        };
+        _reservations.Add(reservation.Id, reservation);
+        _expiries.Enqueue(reservation, reservation.ExpiresAt);
+        foreach (var (position, quantity) in held)
+        {
+            Record(effects, position, null, reservation.Id, "reservation_held", quantity, now, now, "applied", channel.Id, command.CorrelationId);
+        }
+        return new ReservationOutcome(ReservationResult.Created, reservation);
+    }
+
+    /// <summary>Moves a held reservation's units from reserved to allocated. Idempotent on a committed one.</summary>
+    public ReservationOutcome CommitReservation(string reservationId, DateTimeOffset now, string correlationId, Effects effects)
+    {
+        ArgumentNullException.ThrowIfNull(effects);
+        if (!_reservations.TryGetValue(reservationId, out var r))
+        {
+            return NotFound(reservationId);
+        }
+        ExpireIfDue(r, now, effects);
+        switch (r.Status)
+        {
+            case ReservationStatus.Held:
+                foreach (var line in r.Lines)
+                {
+                    var pos = FindPosition(line.Sku, line.LocationId)!;
+                    pos.Reserved -= line.Quantity;
+                    pos.Allocated += line.Quantity;
+                    Record(effects, pos, null, r.Id, "reservation_committed", line.Quantity, now, now, "applied", r.ChannelId, correlationId);
+                }
+                r.Status = ReservationStatus.Committed;
+                return new ReservationOutcome(ReservationResult.Changed, r);
+            case ReservationStatus.Committed:
+            case ReservationStatus.Fulfilled:
+                return new ReservationOutcome(ReservationResult.Unchanged, r);
+            default:
+                return new ReservationOutcome(ReservationResult.IllegalState, r, ErrorType: RejectionTypes.IllegalState,
+                    ErrorDetail: $"Reservation '{r.Id}' is {Name(r.Status)} and can no longer be committed.");
+        }
+    }
+
+    /// <summary>
+    /// Cancels a reservation: a held one returns its reserved units, a committed one its unshipped
+    /// allocated units (an order cancelled before shipping). Idempotent on a released one.
+    /// </summary>
+    public ReservationOutcome ReleaseReservation(string reservationId, DateTimeOffset now, string correlationId, Effects effects)
+    {
+        ArgumentNullException.ThrowIfNull(effects);
+        if (!_reservations.TryGetValue(reservationId, out var r))
+        {
+            return NotFound(reservationId);
+        }
+        ExpireIfDue(r, now, effects);
+        switch (r.Status)
+        {
+            case ReservationStatus.Held:
+            case ReservationStatus.Committed:
+                var wasHeld = r.Status == ReservationStatus.Held;
+                foreach (var line in r.Lines)
+                {
+                    var pos = FindPosition(line.Sku, line.LocationId)!;
+                    var units = line.Quantity - line.Shipped;
+                    if (wasHeld)
+                    {
+                        pos.Reserved -= units;
+                    }
+                    else
+                    {
+                        pos.Allocated -= units;
+                    }
+                    Record(effects, pos, null, r.Id, "reservation_released", units, now, now, "applied", r.ChannelId, correlationId);
+                }
+                r.Status = ReservationStatus.Released;
+                r.EndedAt = now;
+                return new ReservationOutcome(ReservationResult.Changed, r);
+            case ReservationStatus.Released:
+                return new ReservationOutcome(ReservationResult.Unchanged, r);
+            default:
+                return new ReservationOutcome(ReservationResult.IllegalState, r, ErrorType: RejectionTypes.IllegalState,
+                    ErrorDetail: $"Reservation '{r.Id}' is {Name(r.Status)} and cannot be released.");
+        }
+    }
+
+    /// <summary>Expires every held reservation whose expiresAt is at or before <paramref name="now"/>.</summary>
+    /// <returns>How many reservations expired.</returns>
+    public int ExpireDue(DateTimeOffset now, Effects effects)
+    {
+        ArgumentNullException.ThrowIfNull(effects);
+        var expired = 0;
+        while (_expiries.TryPeek(out var r, out var at) && at <= now)
+        {
+            _expiries.Dequeue();
+            if (r.Status == ReservationStatus.Held && _reservations.ContainsKey(r.Id))
+            {
+                Expire(r, now, effects);
+                expired++;
+            }
+        }
+        return expired;
+    }
+
+    /// <summary>The earliest expiresAt of a held reservation, if any (lets the host skip idle ticks).</summary>
+    public DateTimeOffset? NextExpiry => _expiries.TryPeek(out _, out var at) ? at : null;
+
+    private Reservation ExpireIfDue(Reservation r, DateTimeOffset now, Effects effects)
+    {
+        if (r.Status == ReservationStatus.Held && r.ExpiresAt <= now)
+        {
+            Expire(r, now, effects);
+        }
+        return r;
+    }
+
+    private void Expire(Reservation r, DateTimeOffset now, Effects effects)
+    {
+        foreach (var line in r.Lines)
+        {
+            var pos = FindPosition(line.Sku, line.LocationId)!;
+            pos.Reserved -= line.Quantity;
+            Record(effects, pos, null, r.Id, "reservation_expired", line.Quantity, r.ExpiresAt, now, "applied", r.ChannelId, r.CorrelationId);
+        }
+        r.Status = ReservationStatus.Expired;
+        r.EndedAt = now;
+    }
+
+    private Position? FirstSourcingPosition(Channel channel, string sku, long quantity)
+    {
+        foreach (var loc in channel.Locations)
+        {
+            if (FindPosition(sku, loc) is { } p && p.Available >= quantity)
+            {
+                return p;
+            }
+        }
+        return null;
+    }
+
+    private long BestAvailable(Channel channel, string sku)
+    {
+        long best = 0;
+        foreach (var loc in channel.Locations)
+        {
+            best = Math.Max(best, AvailableAt(sku, loc));
+        }
+        return best;
+    }
+
+    /// <summary>The wire name of a reservation status.</summary>
+    public static string Name(ReservationStatus status) => status switch
+    {
+        ReservationStatus.Held => "held",
+        ReservationStatus.Committed => "committed",
+        ReservationStatus.Released => "released",
+        ReservationStatus.Expired => "expired",
+        ReservationStatus.Fulfilled => "fulfilled",
+        _ => throw new ArgumentOutOfRangeException(nameof(status)),
+    };
+
+    private static ReservationOutcome NotFound(string id) =>
+        new(ReservationResult.NotFound, ErrorType: "not-found", ErrorDetail: $"Reservation '{id}' does not exist.");
+
+    private static ReservationOutcome Invalid(string type, string detail) =>
+        new(ReservationResult.Invalid, ErrorType: type, ErrorDetail: detail);
+}
