@@ -1,0 +1,74 @@
+using Microsoft.AspNetCore.Diagnostics;
+using Microsoft.AspNetCore.Http.Json;
+using Truestock.Server.Engine;
+using Truestock.Server.Http;
+
+namespace Truestock.Server;
+
+/// <summary>Builds the hub: configuration, the engine, and the HTTP API.</summary>
+public static class HubApp
+{
+    /// <summary>The address the hub listens on when none is configured.</summary>
+    public const string DefaultUrl = "http://127.0.0.1:5080";
+
+    /// <summary>Builds the web application; tests pass their own clock.</summary>
+    public static WebApplication Build(string[] args, TimeProvider? time = null)
+    {
+        var builder = WebApplication.CreateBuilder(args);
+        if (string.IsNullOrEmpty(builder.Configuration["urls"]) && string.IsNullOrEmpty(builder.Configuration["ASPNETCORE_URLS"]))
+        {
+            builder.WebHost.UseUrls(DefaultUrl);
+        }
+        var options = builder.Configuration.GetSection("Truestock").Get<HubOptions>() ?? new HubOptions();
+        builder.Services.Configure<HubOptions>(builder.Configuration.GetSection("Truestock"));
+        builder.WebHost.ConfigureKestrel(k =>
+        {
+            // The API checks its own limit to answer problem+json; Kestrel's is a backstop just above it.
+            k.Limits.MaxRequestBodySize = options.RequestBodyBytesMax + 64 * 1024;
+            k.AddServerHeader = false;
+        });
+        builder.Services.AddSingleton(time ?? TimeProvider.System);
+        builder.Services.AddSingleton<HubMetrics>();
+        builder.Services.AddSingleton<ApiKeys>();
+        builder.Services.AddSingleton<Sequencer>();
+        builder.Services.AddHostedService(sp => sp.GetRequiredService<Sequencer>());
+        builder.Services.AddProblemDetails();
+        builder.Services.AddOpenApi();
+        builder.Services.Configure<JsonOptions>(o =>
+        {
+            o.SerializerOptions.DefaultIgnoreCondition = System.Text.Json.Serialization.JsonIgnoreCondition.WhenWritingNull;
+        });
+
+        var app = builder.Build();
+        app.UseCorrelationIds();
+        app.UseExceptionHandler(new ExceptionHandlerOptions { ExceptionHandler = HandleException });
+        app.MapOpenApi("/openapi/v1.json");
+        app.MapMasterData();
+        app.MapEvents();
+        app.MapReservations();
+        app.MapAvailability();
+        app.MapOperations();
+        return app;
+    }
+
+    private static async Task HandleException(HttpContext http)
+    {
+        var error = http.Features.Get<IExceptionHandlerFeature>()?.Error;
+        IResult result;
+        if (error is EngineUnavailableException unavailable)
+        {
+            http.Response.Headers.RetryAfter = "1";
+            result = Problems.Create(StatusCodes.Status503ServiceUnavailable, "unavailable", "Temporarily unavailable.", unavailable.Message);
+        }
+        else if (error is BadHttpRequestException bad)
+        {
+            result = Problems.Create(bad.StatusCode, bad.StatusCode == 413 ? "body-too-large" : "bad-request", "Bad request.", bad.Message);
+        }
+        else
+        {
+            result = Problems.Create(StatusCodes.Status500InternalServerError, "internal-error", "Internal error.",
+                "The hub failed to handle the request; the error is logged with the request's correlation id.");
+        }
+        await result.ExecuteAsync(http);
+    }
+}

@@ -1,0 +1,44 @@
+using Truestock.Core;
+
+namespace Truestock.Server;
+
+/// <summary>Settings of the hub, bound from the "Truestock" configuration section (or --Truestock:Name=value).</summary>
+public sealed class HubOptions
+{
+    /// <summary>SQLite data file (created when absent).</summary>
+    public string DataPath { get; set; } = Path.Combine("data", "truestock.db");
+
+    /// <summary>Most commands waiting for the sequencing loop; past it writes get 503 with Retry-After.</summary>
+    public int QueueCapacityMax { get; set; } = 65_536;
+
+    /// <summary>Most commands decided and committed in one journal transaction (group commit).</summary>
+    public int BatchCommandsMax { get; set; } = 4096;
+
+    /// <summary>A snapshot is written after this many journaled commands.</summary>
+    public int SnapshotEveryCommands { get; set; } = 100_000;
+
+    /// <summary>How often held reservations are checked for expiry.</summary>
+    public int ExpiryTickMilliseconds { get; set; } = 250;
+
+    /// <summary>How long event ids and ended reservations are remembered for idempotency.</summary>
+    public int IdempotencyRetentionDays { get; set; } = Limits.IdempotencyRetentionDaysDefault;
+
+    /// <summary>Largest request body.</summary>
+    public long RequestBodyBytesMax { get; set; } = 4 * 1024 * 1024;
+
+    /// <summary>API keys; when empty, the API is open (development). Each key has scopes.</summary>
+    public List<ApiKeyOptions> ApiKeys { get; set; } = [];
+}
+
+/// <summary>One API key and what it may do.</summary>
+public sealed class ApiKeyOptions
+{
+    /// <summary>Name shown in logs (never the key itself).</summary>
+    public string Name { get; set; } = "";
+
+    /// <summary>The secret sent as "Authorization: Bearer &lt;key&gt;".</summary>
+    public string Key { get; set; } = "";
+
+    /// <summary>Scopes: events:write, reservations:write, availability:read, admin.</summary>
+    public List<string> Scopes { get; set; } = [];
+}
