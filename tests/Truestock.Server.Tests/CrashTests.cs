@@ -1,0 +1,206 @@
+using System.Collections.Concurrent;
+using System.Diagnostics;
+using System.Net;
+using System.Net.Http.Json;
+using System.Net.Sockets;
+using System.Text.Json;
+
+namespace Truestock.Server.Tests;
+
+/// <summary>
+/// The hub as a child process, killed with SIGKILL while writes are in flight, then restarted on
+/// the same data file: every acknowledged write must be there exactly once, and no request that
+/// was not acknowledged may be half applied.
+/// </summary>
+public sealed class CrashTests
+{
+    private const int EventsPerRequest = 5;
+
+    private sealed class HubProcess(string dataPath) : IDisposable
+    {
+        private Process? _process;
+
+        public HttpClient Client { get; private set; } = null!;
+
+        public async Task Start()
+        {
+            var port = FreePort();
+            var dll = Path.Combine(AppContext.BaseDirectory, "Truestock.Server.dll");
+            var info = new ProcessStartInfo("dotnet")
+            {
+                ArgumentList = { dll, "--urls", $"http://127.0.0.1:{port}", "--Truestock:DataPath=" + dataPath, "--Logging:LogLevel:Default=Warning" },
+                RedirectStandardOutput = true,
+                RedirectStandardError = true,
+                UseShellExecute = false,
+            };
+            _process = Process.Start(info)!;
+            _process.OutputDataReceived += (_, _) => { };
+            _process.ErrorDataReceived += (_, _) => { };
+            _process.BeginOutputReadLine();
+            _process.BeginErrorReadLine();
+            Client = new HttpClient { BaseAddress = new Uri($"http://127.0.0.1:{port}"), Timeout = TimeSpan.FromSeconds(30) };
+            var deadline = DateTime.UtcNow.AddSeconds(60);
+            while (true)
+            {
+                Assert.False(_process.HasExited, $"The hub exited during start-up with code {(_process.HasExited ? _process.ExitCode : 0)}.");
+                try
+                {
+                    if ((await Client.GetAsync("/health/ready")).IsSuccessStatusCode)
+                    {
+                        return;
+                    }
+                }
+                catch (HttpRequestException)
+                {
+                    // Not listening yet.
+                }
+                Assert.True(DateTime.UtcNow < deadline, "The hub did not become ready within 60 s.");
+                await Task.Delay(100);
+            }
+        }
+
+        public void Kill()
+        {
+            // Process.Kill sends SIGKILL on Unix: no shutdown hook, no final snapshot, no flush.
+            _process!.Kill(entireProcessTree: true);
+            _process.WaitForExit();
+        }
+
+        public void Dispose()
+        {
+            Client?.Dispose();
+            if (_process is { HasExited: false })
+            {
+                _process.Kill(entireProcessTree: true);
+            }
+            _process?.Dispose();
+        }
+
+        private static int FreePort()
+        {
+            using var listener = new TcpListener(IPAddress.Loopback, 0);
+            listener.Start();
+            return ((IPEndPoint)listener.LocalEndpoint).Port;
+        }
+    }
+
+    [Fact]
+    public async Task every_acknowledged_write_survives_sigkill_exactly_once_and_nothing_unacknowledged_is_half_applied()
+    {
+        var directory = Path.Combine(Path.GetTempPath(), "truestock-tests", Guid.NewGuid().ToString("N"));
+        Directory.CreateDirectory(directory);
+        var dataPath = Path.Combine(directory, "hub.db");
+        var acknowledged = new ConcurrentBag<int>();
+        var acknowledgedReservations = new ConcurrentBag<string>();
+        var sent = 0;
+
+        using (var hub = new HubProcess(dataPath))
+        {
+            await hub.Start();
+            (await hub.Client.PutAsJsonAsync("/v1/locations/WH1", new { name = "Warehouse", type = "warehouse" })).EnsureSuccessStatusCode();
+            (await hub.Client.PutAsJsonAsync("/v1/channels/web", new { name = "Web", locations = new[] { "WH1" } })).EnsureSuccessStatusCode();
+
+            using var stop = new CancellationTokenSource();
+            var writers = Enumerable.Range(0, 8).Select(w => Task.Run(async () =>
+            {
+                while (!stop.IsCancellationRequested)
+                {
+                    var request = Interlocked.Increment(ref sent);
+                    var events = Enumerable.Range(0, EventsPerRequest).Select(k => HubServer.Event("received", "K", "WH1", 1,
+                        eventId: $"crash-{request}-{k}")).ToArray();
+                    try
+                    {
+                        var response = await hub.Client.PostAsJsonAsync("/v1/events", new { events });
+                        if (response.StatusCode == HttpStatusCode.OK)
+                        {
+                            acknowledged.Add(request);
+                        }
+                        if (request % 4 == 0)
+                        {
+                            var reserve = await hub.Client.PostAsJsonAsync("/v1/reservations",
+                                new { reservationId = $"crash-r{request}", channelId = "web", lines = new[] { new { sku = "K", quantity = 1 } } });
+                            if (reserve.StatusCode == HttpStatusCode.Created)
+                            {
+                                acknowledgedReservations.Add($"crash-r{request}");
+                            }
+                        }
+                    }
+                    catch (HttpRequestException)
+                    {
+                        return; // The process is gone: this request may or may not have been applied.
+                    }
+                    catch (TaskCanceledException)
+                    {
+                        return;
+                    }
+                }
+            })).ToArray();
+
+            // Kill once a good number of writes have been acknowledged, with writers still running.
+            var deadline = DateTime.UtcNow.AddSeconds(30);
+            while (acknowledged.Count < 200 && DateTime.UtcNow < deadline)
+            {
+                await Task.Delay(20);
+            }
+            hub.Kill();
+            await stop.CancelAsync();
+            await Task.WhenAll(writers);
+        }
+
+        Assert.True(acknowledged.Count >= 50, $"Only {acknowledged.Count} requests were acknowledged before the kill.");
+
+        using (var hub = new HubProcess(dataPath))
+        {
+            await hub.Start();
+            var ledger = new List<JsonElement>();
+            string? after = null;
+            do
+            {
+                var page = JsonDocument.Parse(await hub.Client.GetStringAsync($"/v1/positions/K/WH1/ledger?limit=1000{(after is null ? "" : "&after=" + after)}")).RootElement;
+                ledger.AddRange(page.GetProperty("entries").EnumerateArray().Select(e => e.Clone()));
+                after = page.TryGetProperty("next", out var next) ? next.GetString() : null;
+            }
+            while (after is not null);
+
+            var appliedEvents = ledger.Where(e => e.GetProperty("type").GetString() == "received")
+                .Select(e => e.GetProperty("eventId").GetString()!).ToList();
+            Assert.Equal(appliedEvents.Count, appliedEvents.Distinct().Count());
+
+            // Every acknowledged request is there, all of its events.
+            var present = appliedEvents.ToHashSet();
+            foreach (var request in acknowledged)
+            {
+                for (var k = 0; k < EventsPerRequest; k++)
+                {
+                    Assert.Contains($"crash-{request}-{k}", present);
+                }
+            }
+            // A request is applied whole or not at all.
+            foreach (var group in appliedEvents.GroupBy(id => id[..id.LastIndexOf('-')]))
+            {
+                Assert.Equal(EventsPerRequest, group.Count());
+            }
+
+            var availability = JsonDocument.Parse(await hub.Client.GetStringAsync("/v1/availability/K")).RootElement;
+            var position = availability.GetProperty("locations").EnumerateArray().Single(l => l.GetProperty("locationId").GetString() == "WH1");
+            Assert.Equal(appliedEvents.Count, position.GetProperty("onHand").GetInt64());
+            var heldInLedger = ledger.Count(e => e.GetProperty("type").GetString() == "reservation_held");
+            Assert.Equal(heldInLedger, position.GetProperty("reserved").GetInt64());
+            foreach (var id in acknowledgedReservations)
+            {
+                var r = JsonDocument.Parse(await hub.Client.GetStringAsync($"/v1/reservations/{id}")).RootElement;
+                Assert.Equal("held", r.GetProperty("status").GetString());
+            }
+
+            // Sending every acknowledged event again changes nothing: each is a duplicate.
+            var again = acknowledged.Take(20).SelectMany(request => Enumerable.Range(0, EventsPerRequest)
+                .Select(k => HubServer.Event("received", "K", "WH1", 1, eventId: $"crash-{request}-{k}"))).ToArray();
+            var results = JsonDocument.Parse(await (await hub.Client.PostAsJsonAsync("/v1/events", new { events = again })).Content.ReadAsStringAsync()).RootElement;
+            Assert.All(results.GetProperty("results").EnumerateArray(), r => Assert.Equal("duplicate", r.GetProperty("status").GetString()));
+            var after2 = JsonDocument.Parse(await hub.Client.GetStringAsync("/v1/availability/K")).RootElement;
+            Assert.Equal(appliedEvents.Count, after2.GetProperty("locations").EnumerateArray()
+                .Single(l => l.GetProperty("locationId").GetString() == "WH1").GetProperty("onHand").GetInt64());
+        }
+        Directory.Delete(directory, recursive: true);
+    }
+}
