@@ -51,9 +51,6 @@ public sealed class Effects
     public List<LedgerEntry> Ledger { get; } = new(1024);
     /// <summary>Exceptions, in order.</summary>
     public List<ExceptionRecord> Exceptions { get; } = new(64);
-    /// <summary>Positions whose quantities changed in this batch (for channel publication later).</summary>
-    public HashSet<string> TouchedSkus { get; } = new(StringComparer.Ordinal);
-
     /// <summary>When false, effects are dropped (journal replay: they are already recorded).</summary>
     public bool Recording { get; set; } = true;
 
@@ -62,6 +59,5 @@ public sealed class Effects
     {
         Ledger.Clear();
         Exceptions.Clear();
-        TouchedSkus.Clear();
     }
 }

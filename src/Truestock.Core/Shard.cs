@@ -81,14 +81,13 @@ public sealed partial class Shard
     /// clamp(floor(pool · p / 100) − buffer − degradationBuffer, 0, max), where pool sums the
     /// non-negative available of the sourcing locations.
     /// </summary>
-    public static long Ats(Channel channel, Shard shard, string sku)
+    public long Ats(Channel channel, string sku)
     {
         ArgumentNullException.ThrowIfNull(channel);
-        ArgumentNullException.ThrowIfNull(shard);
         long pool = 0;
         foreach (var loc in channel.Locations)
         {
-            pool += Math.Max(0, shard.AvailableAt(sku, loc));
+            pool += Math.Max(0, AvailableAt(sku, loc));
         }
         // Degradation buffers come with channel sync; until then confidence is always full.
         const long degradationBuffer = 0;
@@ -99,9 +98,6 @@ public sealed partial class Shard
         }
         return channel.MaxQuantity is { } max && ats > max ? max : ats;
     }
-
-    /// <summary>Available-to-sell of a SKU on a channel (see <see cref="Ats(Channel, Shard, string)"/>).</summary>
-    public long Ats(Channel channel, string sku) => Ats(channel, this, sku);
 
     private Position GetOrCreatePosition(string sku, string locationId)
     {
@@ -191,7 +187,6 @@ public sealed partial class Shard
     private static void Record(Effects fx, Position pos, string? eventId, string? reservationId, string type, long quantity,
         DateTimeOffset occurredAt, DateTimeOffset now, string status, string source, string correlationId)
     {
-        fx.TouchedSkus.Add(pos.Sku);
         if (!fx.Recording)
         {
             return;

@@ -33,6 +33,7 @@ public static class HubApp
         builder.Services.AddSingleton<Sequencer>();
         builder.Services.AddHostedService(sp => sp.GetRequiredService<Sequencer>());
         builder.Services.AddProblemDetails();
+        builder.Services.AddRateLimiter(o => ClientRateLimit.Configure(o, options.ClientRequestsPerSecondMax));
         builder.Services.AddOpenApi();
         builder.Services.Configure<JsonOptions>(o =>
         {
@@ -42,6 +43,7 @@ public static class HubApp
         var app = builder.Build();
         app.UseCorrelationIds();
         app.UseExceptionHandler(new ExceptionHandlerOptions { ExceptionHandler = HandleException });
+        app.UseRateLimiter();
         app.MapOpenApi("/openapi/v1.json");
         app.MapMasterData();
         app.MapEvents();

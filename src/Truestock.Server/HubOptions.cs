@@ -26,6 +26,12 @@ public sealed class HubOptions
     /// <summary>Largest request body.</summary>
     public long RequestBodyBytesMax { get; set; } = 4 * 1024 * 1024;
 
+    /// <summary>
+    /// Requests per second one client (API key, or remote address without keys) may make to /v1;
+    /// past it the hub answers 429 with Retry-After. 0 turns the limit off.
+    /// </summary>
+    public int ClientRequestsPerSecondMax { get; set; }
+
     /// <summary>API keys; when empty, the API is open (development). Each key has scopes.</summary>
     public List<ApiKeyOptions> ApiKeys { get; set; } = [];
 }
