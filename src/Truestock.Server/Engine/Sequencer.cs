@@ -268,13 +268,13 @@ internal sealed class Sequencer : IHostedService, IDisposable
     private void MaybeSnapshot()
     {
         var seq = Journal.LastSeq;
-        if (seq - _snapshotSeq < _options.SnapshotEveryCommands || !_snapshotWrite.IsCompleted)
+        if (seq - Interlocked.Read(ref _snapshotSeq) < _options.SnapshotEveryCommands || !_snapshotWrite.IsCompleted)
         {
             return;
         }
         // Export copies the state on the loop thread; serialising and writing it happens beside the loop.
         var state = _shard.Export();
-        _snapshotSeq = seq;
+        Interlocked.Exchange(ref _snapshotSeq, seq);
         _snapshotWrite = Task.Run(() =>
         {
             try
@@ -286,7 +286,7 @@ internal sealed class Sequencer : IHostedService, IDisposable
                 // A missed snapshot only makes the next start-up replay more of the journal; the
                 // journal itself is intact, so the hub keeps serving and retries at the next interval.
                 _log.LogError(ex, "Writing the snapshot at journal seq {Seq} failed; will retry after more commands.", seq);
-                _snapshotSeq = 0;
+                Interlocked.Exchange(ref _snapshotSeq, 0);
             }
         });
     }
