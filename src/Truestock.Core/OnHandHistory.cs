@@ -21,7 +21,8 @@ internal sealed class OnHandHistory
     {
         if (_count == Limits.OnHandHistoryMax)
         {
-            HorizonTicks = _ticks[0];
+            // An old movement can be inserted at the front after newer ones were dropped; the horizon never moves back.
+            HorizonTicks = Math.Max(HorizonTicks, _ticks[0]);
             Array.Copy(_ticks, 1, _ticks, 0, _count - 1);
             Array.Copy(_deltas, 1, _deltas, 0, _count - 1);
             _count--;

@@ -87,8 +87,12 @@ public readonly record struct ReservationOutcome(
     Reservation? Reservation = null,
     IReadOnlyList<Shortage>? Shortages = null,
     string? ErrorType = null,
-    string? ErrorDetail = null)
+    string? ErrorDetail = null,
+    bool ExpiredOnTheWay = false)
 {
-    /// <summary>True when the state changed and the command must be journaled.</summary>
-    public bool Journaled => Result is ReservationResult.Created or ReservationResult.Changed;
+    /// <summary>
+    /// True when the state changed and the command must be journaled. A command that finds its
+    /// reservation past expiry expires it first, which is a change even when the answer is not.
+    /// </summary>
+    public bool Journaled => Result is ReservationResult.Created or ReservationResult.Changed || ExpiredOnTheWay;
 }

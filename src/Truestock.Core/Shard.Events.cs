@@ -49,11 +49,10 @@ public sealed partial class Shard
             return Reject(e, now, effects, RejectionTypes.UnknownLocation,
                 $"Destination location '{e.ToLocationId}' is not declared.");
         }
-        ReservationLine? line = null;
         Reservation? reservation = null;
         if (e.Type == EventType.Shipped && e.ReservationId is not null)
         {
-            var rejection = FindShipmentLine(e, out reservation, out line);
+            var rejection = FindShipmentReservation(e, out reservation);
             if (rejection is not null)
             {
                 return Reject(e, now, effects, rejection.Value.Type, rejection.Value.Detail);
@@ -96,7 +95,7 @@ public sealed partial class Shard
         else
         {
             status = superseded ? EventStatus.Superseded : EventStatus.Applied;
-            ApplyEffects(e, pos, reservation, line, superseded, now, effects);
+            ApplyEffects(e, pos, reservation, superseded, now, effects);
         }
 
         Record(effects, pos, e.EventId, e.ReservationId, TypeName(e.Type), e.Quantity, e.OccurredAt, now,
@@ -114,9 +113,8 @@ public sealed partial class Shard
         return new EventOutcome(status);
     }
 
-    private (string Type, string Detail)? FindShipmentLine(StockEvent e, out Reservation? reservation, out ReservationLine? line)
+    private (string Type, string Detail)? FindShipmentReservation(StockEvent e, out Reservation? reservation)
     {
-        line = null;
         if (!_reservations.TryGetValue(e.ReservationId!, out reservation))
         {
             return (RejectionTypes.UnknownReservation, $"Reservation '{e.ReservationId}' does not exist.");
@@ -124,22 +122,12 @@ public sealed partial class Shard
         if (reservation.Status is not (ReservationStatus.Committed or ReservationStatus.Fulfilled))
         {
             return (RejectionTypes.ReservationNotCommitted,
-                $"Reservation '{e.ReservationId}' is {reservation.Status.ToString().ToLowerInvariant()}; only committed reservations ship.");
-        }
-        foreach (var l in reservation.Lines)
-        {
-            if (l.Sku == e.Sku && l.LocationId == e.LocationId && l.Shipped < l.Quantity)
-            {
-                line = l;
-                return null;
-            }
+                $"Reservation '{e.ReservationId}' is {Name(reservation.Status)}; only committed reservations ship.");
         }
         foreach (var l in reservation.Lines)
         {
             if (l.Sku == e.Sku && l.LocationId == e.LocationId)
             {
-                // Every matching line is fully shipped: the extra units are an over-shipment, handled as a clamp.
-                line = l;
                 return null;
             }
         }
@@ -147,7 +135,7 @@ public sealed partial class Shard
             $"Reservation '{e.ReservationId}' has no line for SKU '{e.Sku}' at location '{e.LocationId}'.");
     }
 
-    private void ApplyEffects(StockEvent e, Position pos, Reservation? reservation, ReservationLine? line, bool superseded,
+    private void ApplyEffects(StockEvent e, Position pos, Reservation? reservation, bool superseded,
         DateTimeOffset now, Effects fx)
     {
         var q = e.Quantity;
@@ -194,14 +182,14 @@ public sealed partial class Shard
                 Record(fx, destination, e.EventId, null, TypeName(e.Type), q, e.OccurredAt, now, "applied", e.Source, e.CorrelationId);
                 break;
             case EventType.TransferReceived:
-                pos.Incoming -= Math.Min(q, pos.Incoming);
+                pos.Incoming = Decrease(fx, pos, e, now, "incoming", pos.Incoming, q);
                 onHandDelta = q;
                 break;
             case EventType.Shipped:
                 onHandDelta = -q;
-                if (line is not null)
+                if (reservation is not null)
                 {
-                    ShipLine(e, pos, reservation!, line, now, fx);
+                    ShipLines(e, pos, reservation, now, fx);
                 }
                 break;
             case EventType.Counted:
@@ -216,17 +204,29 @@ public sealed partial class Shard
         Normalize(fx, pos, e, now, preferInspection);
     }
 
-    private static void ShipLine(StockEvent e, Position pos, Reservation reservation, ReservationLine line, DateTimeOffset now, Effects fx)
+    /// <summary>Ships units against the reservation's matching lines in order; units beyond them are a clamp.</summary>
+    private static void ShipLines(StockEvent e, Position pos, Reservation reservation, DateTimeOffset now, Effects fx)
     {
-        var remaining = line.Quantity - line.Shipped;
-        var take = Math.Min(e.Quantity, remaining);
-        if (take < e.Quantity)
+        var left = e.Quantity;
+        long remainingBefore = 0;
+        foreach (var line in reservation.Lines)
         {
-            Raise(fx, ExceptionTypes.Clamp, pos, e.EventId, reservation.Id, e.Source, e.Quantity - take,
-                $"Shipped {e.Quantity} against reservation '{reservation.Id}' but only {remaining} unit(s) of the line were still allocated; allocated was reduced by {take}.", now);
+            if (line.Sku != e.Sku || line.LocationId != e.LocationId)
+            {
+                continue;
+            }
+            var take = Math.Min(left, line.Quantity - line.Shipped);
+            remainingBefore += line.Quantity - line.Shipped;
+            line.Shipped += take;
+            left -= take;
         }
-        pos.Allocated = Decrease(fx, pos, e, now, "allocated", pos.Allocated, take);
-        line.Shipped += take;
+        var taken = e.Quantity - left;
+        if (left > 0)
+        {
+            Raise(fx, ExceptionTypes.Clamp, pos, e.EventId, reservation.Id, e.Source, left,
+                $"Shipped {e.Quantity} against reservation '{reservation.Id}' but only {remainingBefore} unit(s) of its lines here were still allocated; allocated was reduced by {taken}.", now);
+        }
+        pos.Allocated = Decrease(fx, pos, e, now, "allocated", pos.Allocated, taken);
         if (reservation.Status == ReservationStatus.Committed && reservation.Lines.All(l => l.Shipped >= l.Quantity))
         {
             reservation.Status = ReservationStatus.Fulfilled;

@@ -14,10 +14,12 @@ public sealed partial class Shard
         ArgumentNullException.ThrowIfNull(effects);
         if (_reservations.TryGetValue(command.ReservationId, out var existing))
         {
-            return existing.Fingerprint == command.Fingerprint
-                ? new ReservationOutcome(ReservationResult.Existing, ExpireIfDue(existing, now, effects))
-                : new ReservationOutcome(ReservationResult.Conflict, existing, ErrorType: RejectionTypes.IdempotencyConflict,
+            if (existing.Fingerprint != command.Fingerprint)
+            {
+                return new ReservationOutcome(ReservationResult.Conflict, existing, ErrorType: RejectionTypes.IdempotencyConflict,
                     ErrorDetail: $"reservationId '{command.ReservationId}' was already used with a different body.");
+            }
+            return new ReservationOutcome(ReservationResult.Existing, existing, ExpiredOnTheWay: ExpireIfDue(existing, now, effects));
         }
         if (!_channels.TryGetValue(command.ChannelId, out var channel))
         {
@@ -101,7 +103,7 @@ public sealed partial class Shard
         {
             return NotFound(reservationId);
         }
-        ExpireIfDue(r, now, effects);
+        var expired = ExpireIfDue(r, now, effects);
         switch (r.Status)
         {
             case ReservationStatus.Held:
@@ -119,7 +121,7 @@ public sealed partial class Shard
                 return new ReservationOutcome(ReservationResult.Unchanged, r);
             default:
                 return new ReservationOutcome(ReservationResult.IllegalState, r, ErrorType: RejectionTypes.IllegalState,
-                    ErrorDetail: $"Reservation '{r.Id}' is {Name(r.Status)} and can no longer be committed.");
+                    ErrorDetail: $"Reservation '{r.Id}' is {Name(r.Status)} and can no longer be committed.", ExpiredOnTheWay: expired);
         }
     }
 
@@ -134,7 +136,7 @@ public sealed partial class Shard
         {
             return NotFound(reservationId);
         }
-        ExpireIfDue(r, now, effects);
+        var expired = ExpireIfDue(r, now, effects);
         switch (r.Status)
         {
             case ReservationStatus.Held:
@@ -161,7 +163,7 @@ public sealed partial class Shard
                 return new ReservationOutcome(ReservationResult.Unchanged, r);
             default:
                 return new ReservationOutcome(ReservationResult.IllegalState, r, ErrorType: RejectionTypes.IllegalState,
-                    ErrorDetail: $"Reservation '{r.Id}' is {Name(r.Status)} and cannot be released.");
+                    ErrorDetail: $"Reservation '{r.Id}' is {Name(r.Status)} and cannot be released.", ExpiredOnTheWay: expired);
         }
     }
 
@@ -183,16 +185,14 @@ public sealed partial class Shard
         return expired;
     }
 
-    /// <summary>The earliest expiresAt of a held reservation, if any (lets the host skip idle ticks).</summary>
-    public DateTimeOffset? NextExpiry => _expiries.TryPeek(out _, out var at) ? at : null;
-
-    private Reservation ExpireIfDue(Reservation r, DateTimeOffset now, Effects effects)
+    private bool ExpireIfDue(Reservation r, DateTimeOffset now, Effects effects)
     {
         if (r.Status == ReservationStatus.Held && r.ExpiresAt <= now)
         {
             Expire(r, now, effects);
+            return true;
         }
-        return r;
+        return false;
     }
 
     private void Expire(Reservation r, DateTimeOffset now, Effects effects)
