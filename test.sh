@@ -1,26 +1,70 @@
 #!/usr/bin/env bash
-# Runs every test of the solution. On a fresh machine it does its own set-up: it only needs the
-# .NET SDK today (the hub's embedded store is SQLite, which ships inside the NuGet package).
-# Results go to artifacts/test-results/*.trx; the last line printed is "N passed, N failed".
+# Runs every test of the solution, on both stores. On a fresh machine it does its own set-up:
+# it installs PostgreSQL from Debian's packages when absent and starts a throwaway server on
+# 127.0.0.1 for the tests, then stops it. Results go to artifacts/test-results/*.trx; the last
+# line printed is "N passed, N failed".
 set -uo pipefail
 cd "$(dirname "$0")"
 
+say() { printf '==> %s\n' "$*"; }
+
 if ! command -v dotnet >/dev/null 2>&1; then
-  echo "test.sh: the .NET 10 SDK is required (https://dot.net); 'dotnet' is not on PATH." >&2
+  echo "test.sh: the .NET 10 SDK is required; 'dotnet' is not on PATH." >&2
   exit 2
 fi
 
+# ---------------------------------------------------------------- PostgreSQL
+pg_bin() { ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1; }
+if [ -z "$(pg_bin)" ]; then
+  if [ "$(id -u)" -ne 0 ]; then
+    echo "test.sh: PostgreSQL is not installed. Install it (sudo apt-get install -y postgresql) and run again." >&2
+    exit 2
+  fi
+  say "Installing PostgreSQL from Debian's packages (once per machine)…"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -q >/dev/null && apt-get install -y -q postgresql >/dev/null || { echo "test.sh: apt-get install postgresql failed." >&2; exit 2; }
+fi
+PGBIN=$(pg_bin)
+PGPORT=${TRUESTOCK_TEST_PGPORT:-55432}
+PGDATA_DIR=${TMPDIR:-/tmp}/truestock-test-pg-$PGPORT
+as_pg() {
+  # initdb refuses to run as root, so the server runs as the postgres user when we are root.
+  if [ "$(id -u)" -eq 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi
+}
+if [ -f "$PGDATA_DIR/postmaster.pid" ]; then
+  as_pg "$PGBIN/pg_ctl" -D "$PGDATA_DIR" stop -m immediate >/dev/null 2>&1 || true
+fi
+rm -rf "$PGDATA_DIR"
+mkdir -p "$PGDATA_DIR"
+[ "$(id -u)" -eq 0 ] && chown postgres:postgres "$PGDATA_DIR"
+say "Starting PostgreSQL $("$PGBIN/postgres" --version | awk '{print $3}') on 127.0.0.1:$PGPORT…"
+as_pg "$PGBIN/initdb" -D "$PGDATA_DIR" -U postgres -A trust -E UTF8 >"$PGDATA_DIR.initdb.log" 2>&1 \
+  || { cat "$PGDATA_DIR.initdb.log" >&2; echo "test.sh: initdb failed." >&2; exit 2; }
+as_pg "$PGBIN/pg_ctl" -D "$PGDATA_DIR" -l "$PGDATA_DIR/server.log" -w -t 60 \
+  -o "-p $PGPORT -c listen_addresses=127.0.0.1 -k $PGDATA_DIR -c max_connections=300 -c fsync=on -c synchronous_commit=on" start >/dev/null \
+  || { cat "$PGDATA_DIR/server.log" >&2; echo "test.sh: PostgreSQL did not start." >&2; exit 2; }
+trap 'as_pg "$PGBIN/pg_ctl" -D "$PGDATA_DIR" stop -m fast >/dev/null 2>&1 || true' EXIT
+
+export TRUESTOCK_TEST_POSTGRES="Host=127.0.0.1;Port=$PGPORT;Username=postgres;Database=postgres"
+export TRUESTOCK_TEST_PGBIN="$PGBIN"
+export TRUESTOCK_TEST_PGDATA="$PGDATA_DIR"
+
+# ---------------------------------------------------------------- tests
 results=artifacts/test-results
 rm -rf "$results"
 mkdir -p "$results"
 
-echo "==> Restoring and building (Release)…"
+say "Restoring and building (Release)…"
 dotnet build Truestock.slnx -c Release --nologo -v quiet || { echo "0 passed, 0 failed"; exit 1; }
 
-echo "==> Running tests…"
-dotnet test Truestock.slnx -c Release --no-build --nologo \
-  --logger "trx" --results-directory "$results"
-status=$?
+status=0
+say "Running every test on the SQLite store…"
+TRUESTOCK_TEST_BACKEND=sqlite dotnet test Truestock.slnx -c Release --no-build --nologo \
+  --filter "Category!=Postgres" --logger "trx;LogFilePrefix=sqlite" --results-directory "$results" || status=1
+
+say "Running the storage and HTTP suites on the PostgreSQL store…"
+TRUESTOCK_TEST_BACKEND=postgres dotnet test tests/Truestock.Server.Tests -c Release --no-build --nologo \
+  --logger "trx;LogFilePrefix=postgres" --results-directory "$results" || status=1
 
 passed=0
 failed=0

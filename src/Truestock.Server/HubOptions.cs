@@ -8,6 +8,12 @@ public sealed class HubOptions
     /// <summary>SQLite data file (created when absent).</summary>
     public string DataPath { get; set; } = Path.Combine("data", "truestock.db");
 
+    /// <summary>
+    /// PostgreSQL connection string (Npgsql form, e.g. "Host=127.0.0.1;Database=truestock;Username=hub").
+    /// When set, the hub stores its journal there instead of the SQLite file.
+    /// </summary>
+    public string? PostgresConnectionString { get; set; }
+
     /// <summary>Most commands waiting for the sequencing loop; past it writes get 503 with Retry-After.</summary>
     public int QueueCapacityMax { get; set; } = 65_536;
 
@@ -17,7 +23,7 @@ public sealed class HubOptions
     /// <summary>A snapshot is written after this many journaled commands.</summary>
     public int SnapshotEveryCommands { get; set; } = 100_000;
 
-    /// <summary>How often held reservations are checked for expiry.</summary>
+    /// <summary>How often held reservations are checked for expiry, and a standby polls the journal and the writer lock.</summary>
     public int ExpiryTickMilliseconds { get; set; } = 250;
 
     /// <summary>How long event ids and ended reservations are remembered for idempotency.</summary>

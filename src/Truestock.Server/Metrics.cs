@@ -30,6 +30,9 @@ internal sealed class HubMetrics
     public long JournalSeq;
     public long RecoveryMilliseconds;
 
+    /// <summary>Reads the engine's role and standby staleness at scrape time.</summary>
+    public Func<(string Role, double StalenessSeconds)>? EngineState { get; set; }
+
     public void Event(int status) => Interlocked.Increment(ref _events[status]);
 
     public void Reservation(int outcome) => Interlocked.Increment(ref _reservations[outcome]);
@@ -94,6 +97,17 @@ internal sealed class HubMetrics
         Line(sb, "truestock_journal_seq", Interlocked.Read(ref JournalSeq));
         Header(sb, "truestock_recovery_seconds", "gauge", "Time the last start-up spent loading the snapshot and replaying the journal.");
         sb.Append("truestock_recovery_seconds ").Append((Interlocked.Read(ref RecoveryMilliseconds) / 1000.0).ToString(CultureInfo.InvariantCulture)).Append('\n');
+        if (EngineState is { } state)
+        {
+            var (role, staleness) = state();
+            Header(sb, "truestock_engine_role", "gauge", "1 for this hub's current role: writer, standby or recovering.");
+            foreach (var r in new[] { "writer", "standby", "recovering" })
+            {
+                Line(sb, $"truestock_engine_role{{role=\"{r}\"}}", r == role ? 1 : 0);
+            }
+            Header(sb, "truestock_standby_staleness_seconds", "gauge", "How far behind the journal a standby's reads may be (0 on the writer).");
+            sb.Append("truestock_standby_staleness_seconds ").Append(staleness.ToString(CultureInfo.InvariantCulture)).Append('\n');
+        }
         Header(sb, "truestock_journal_commit_seconds", "histogram", "Time to append and fsync one group-commit batch.");
         _commit.Render(sb, "truestock_journal_commit_seconds");
         Header(sb, "truestock_batch_commands", "histogram", "Commands per group-commit batch.");

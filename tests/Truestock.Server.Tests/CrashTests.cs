@@ -16,85 +16,15 @@ public sealed class CrashTests
 {
     private const int EventsPerRequest = 5;
 
-    private sealed class HubProcess(string dataPath) : IDisposable
-    {
-        private Process? _process;
-
-        public HttpClient Client { get; private set; } = null!;
-
-        public async Task Start()
-        {
-            var port = FreePort();
-            var dll = Path.Combine(AppContext.BaseDirectory, "Truestock.Server.dll");
-            var info = new ProcessStartInfo("dotnet")
-            {
-                ArgumentList = { dll, "--urls", $"http://127.0.0.1:{port}", "--Truestock:DataPath=" + dataPath, "--Logging:LogLevel:Default=Warning" },
-                RedirectStandardOutput = true,
-                RedirectStandardError = true,
-                UseShellExecute = false,
-            };
-            _process = Process.Start(info)!;
-            _process.OutputDataReceived += (_, _) => { };
-            _process.ErrorDataReceived += (_, _) => { };
-            _process.BeginOutputReadLine();
-            _process.BeginErrorReadLine();
-            Client = new HttpClient { BaseAddress = new Uri($"http://127.0.0.1:{port}"), Timeout = TimeSpan.FromSeconds(30) };
-            var deadline = DateTime.UtcNow.AddSeconds(60);
-            while (true)
-            {
-                Assert.False(_process.HasExited, $"The hub exited during start-up with code {(_process.HasExited ? _process.ExitCode : 0)}.");
-                try
-                {
-                    if ((await Client.GetAsync("/health/ready")).IsSuccessStatusCode)
-                    {
-                        return;
-                    }
-                }
-                catch (HttpRequestException)
-                {
-                    // Not listening yet.
-                }
-                Assert.True(DateTime.UtcNow < deadline, "The hub did not become ready within 60 s.");
-                await Task.Delay(100);
-            }
-        }
-
-        public void Kill()
-        {
-            // Process.Kill sends SIGKILL on Unix: no shutdown hook, no final snapshot, no flush.
-            _process!.Kill(entireProcessTree: true);
-            _process.WaitForExit();
-        }
-
-        public void Dispose()
-        {
-            Client?.Dispose();
-            if (_process is { HasExited: false })
-            {
-                _process.Kill(entireProcessTree: true);
-            }
-            _process?.Dispose();
-        }
-
-        private static int FreePort()
-        {
-            using var listener = new TcpListener(IPAddress.Loopback, 0);
-            listener.Start();
-            return ((IPEndPoint)listener.LocalEndpoint).Port;
-        }
-    }
-
     [Fact]
     public async Task every_acknowledged_write_survives_sigkill_exactly_once_and_nothing_unacknowledged_is_half_applied()
     {
-        var directory = Path.Combine(Path.GetTempPath(), "truestock-tests", Guid.NewGuid().ToString("N"));
-        Directory.CreateDirectory(directory);
-        var dataPath = Path.Combine(directory, "hub.db");
+        await using var storage = await TestStorage.Create();
         var acknowledged = new ConcurrentBag<int>();
         var acknowledgedReservations = new ConcurrentBag<string>();
         var sent = 0;
 
-        using (var hub = new HubProcess(dataPath))
+        using (var hub = new HubProcess(storage.HubArgs))
         {
             await hub.Start();
             (await hub.Client.PutAsJsonAsync("/v1/locations/WH1", new { name = "Warehouse", type = "warehouse" })).EnsureSuccessStatusCode();
@@ -149,7 +79,7 @@ public sealed class CrashTests
 
         Assert.True(acknowledged.Count >= 50, $"Only {acknowledged.Count} requests were acknowledged before the kill.");
 
-        using (var hub = new HubProcess(dataPath))
+        using (var hub = new HubProcess(storage.HubArgs))
         {
             await hub.Start();
             var ledger = new List<JsonElement>();
@@ -201,6 +131,5 @@ public sealed class CrashTests
             Assert.Equal(appliedEvents.Count, after2.GetProperty("locations").EnumerateArray()
                 .Single(l => l.GetProperty("locationId").GetString() == "WH1").GetProperty("onHand").GetInt64());
         }
-        Directory.Delete(directory, recursive: true);
     }
 }

@@ -1,5 +1,4 @@
 using System.Text.Json;
-using Microsoft.Data.Sqlite;
 
 namespace Truestock.Server.Tests;
 
@@ -64,13 +63,7 @@ public sealed class DurabilityTests
         await hub.Stop();
 
         // Without snapshots, start-up must rebuild everything from the journal alone.
-        using (var db = new SqliteConnection($"Data Source={hub.DataPath};Pooling=False"))
-        {
-            db.Open();
-            using var delete = db.CreateCommand();
-            delete.CommandText = "DELETE FROM snapshots";
-            Assert.True(delete.ExecuteNonQuery() > 0);
-        }
+        Assert.True(hub.Storage.Execute("DELETE FROM snapshots") > 0);
         await hub.Restart();
 
         Assert.Equal(before, await AllAvailability(hub));

@@ -20,16 +20,15 @@ public sealed class HubServer : IAsyncDisposable
     private readonly string[] _extraArgs;
     private WebApplication? _app;
 
-    private HubServer(string directory, FakeTimeProvider time, string[] extraArgs)
+    private HubServer(TestStorage storage, FakeTimeProvider time, string[] extraArgs)
     {
-        Directory = directory;
+        Storage = storage;
         Time = time;
         _extraArgs = extraArgs;
     }
 
-    public string Directory { get; }
-
-    public string DataPath => Path.Combine(Directory, "hub.db");
+    /// <summary>The store under this hub (SQLite or PostgreSQL, per TRUESTOCK_TEST_BACKEND).</summary>
+    public TestStorage Storage { get; }
 
     public FakeTimeProvider Time { get; }
 
@@ -40,9 +39,7 @@ public sealed class HubServer : IAsyncDisposable
     /// <summary>Starts a hub on a new, empty data file.</summary>
     public static async Task<HubServer> Start(params string[] extraArgs)
     {
-        var directory = Path.Combine(Path.GetTempPath(), "truestock-tests", Guid.NewGuid().ToString("N"));
-        System.IO.Directory.CreateDirectory(directory);
-        var server = new HubServer(directory, new FakeTimeProvider(Epoch), extraArgs);
+        var server = new HubServer(await TestStorage.Create(), new FakeTimeProvider(Epoch), extraArgs);
         await server.Boot();
         return server;
     }
@@ -52,8 +49,8 @@ public sealed class HubServer : IAsyncDisposable
         string[] args =
         [
             "--urls", "http://127.0.0.1:0",
-            "--Truestock:DataPath=" + DataPath,
             "--Logging:LogLevel:Default=Warning",
+            .. Storage.HubArgs,
             .. _extraArgs,
         ];
         _app = HubApp.Build(args, Time);
@@ -92,14 +89,7 @@ public sealed class HubServer : IAsyncDisposable
     public async ValueTask DisposeAsync()
     {
         await Stop();
-        try
-        {
-            System.IO.Directory.Delete(Directory, recursive: true);
-        }
-        catch (IOException)
-        {
-            // A leftover temporary folder is harmless; the test result does not depend on it.
-        }
+        await Storage.DisposeAsync();
     }
 
     // ------------------------------------------------------------------ helpers for tests

@@ -10,40 +10,60 @@ namespace Truestock.Server.Engine;
 /// <summary>Thrown to a caller whose command could not be made durable; nothing of it was kept.</summary>
 internal sealed class EngineUnavailableException(string message, Exception? inner = null) : Exception(message, inner);
 
+/// <summary>What this hub currently is for its database.</summary>
+internal enum EngineRole
+{
+    /// <summary>Starting, or cut off from the journal: answers nothing until it has rebuilt its state.</summary>
+    Recovering,
+    /// <summary>Another hub writes; this one replays the journal as it grows and serves reads.</summary>
+    Standby,
+    /// <summary>The one process that decides and appends.</summary>
+    Writer,
+}
+
 /// <summary>
 /// The single writer. Requests enter a bounded queue; one loop takes a batch, decides every
 /// command against the in-memory shard, appends the batch's journal records in one transaction
-/// (group commit), waits for the fsync, and only then answers the callers. Reads go through the
-/// same loop and are answered after the batch they were decided in is durable, so a read never
-/// shows a write that could still be lost.
+/// (group commit), waits for it to be durable, and only then answers the callers. Reads go
+/// through the same loop and are answered after the batch they were decided in is durable, so a
+/// read never shows a write that could still be lost.
+/// On PostgreSQL a hub that cannot take the writer lock is a hot standby: the loop replays the
+/// journal as it grows, serves reads with a known staleness, and takes over when the lock frees.
 /// </summary>
 internal sealed class Sequencer : IHostedService, IDisposable
 {
-    private readonly System.Threading.Channels.Channel<EngineWork> _queue;
+    private readonly Channel<EngineWork> _queue;
     private readonly HubOptions _options;
     private readonly TimeProvider _time;
     private readonly HubMetrics _metrics;
     private readonly ILogger<Sequencer> _log;
-    private readonly IHostApplicationLifetime _lifetime;
     private readonly Effects _effects = new();
+    private readonly Effects _replay = new() { Recording = false };
     private readonly List<EngineWork> _batch = [];
     private readonly List<PendingRecord> _records = [];
-    private SqliteJournal? _journal;
+    private readonly AdoJournal _journal;
     private Shard _shard = new();
     private Task? _loop;
     private ITimer? _ticker;
     private Task _snapshotWrite = Task.CompletedTask;
     private long _snapshotSeq;
+    private long _appliedSeq;
     private DateTimeOffset _lastPrune;
-    private volatile bool _ready;
+    private DateTimeOffset _lastMaintenance;
+    private DateTimeOffset _caughtUpAt;
+    private volatile EngineRole _role = EngineRole.Recovering;
+    private volatile bool _running;
 
-    public Sequencer(IOptions<HubOptions> options, TimeProvider time, HubMetrics metrics, ILogger<Sequencer> log, IHostApplicationLifetime lifetime)
+    public Sequencer(IOptions<HubOptions> options, TimeProvider time, HubMetrics metrics, ILogger<Sequencer> log)
     {
         _options = options.Value;
         _time = time;
         _metrics = metrics;
         _log = log;
-        _lifetime = lifetime;
+        _journal = string.IsNullOrWhiteSpace(_options.PostgresConnectionString)
+            ? new SqliteJournal(_options.DataPath)
+            : new PostgresJournal(_options.PostgresConnectionString);
+        _metrics.EngineState = () => (_role.ToString().ToLowerInvariant(), Staleness.TotalSeconds);
         _queue = System.Threading.Channels.Channel.CreateBounded<EngineWork>(new BoundedChannelOptions(_options.QueueCapacityMax)
         {
             SingleReader = true,
@@ -51,16 +71,22 @@ internal sealed class Sequencer : IHostedService, IDisposable
         });
     }
 
-    public bool Ready => _ready;
+    public EngineRole Role => _role;
 
-    internal SqliteJournal Journal => _journal ?? throw new InvalidOperationException("The journal is not open yet.");
+    /// <summary>How far behind the writer a standby's reads may be (zero for the writer).</summary>
+    public TimeSpan Staleness => _role == EngineRole.Writer ? TimeSpan.Zero : _time.GetUtcNow() - _caughtUpAt;
 
-    /// <summary>Queues a command; throws <see cref="EngineUnavailableException"/> when the queue is full or the engine is down.</summary>
+    /// <summary>The last journal sequence number reflected in memory.</summary>
+    public long AppliedSeq => Interlocked.Read(ref _appliedSeq);
+
+    internal AdoJournal Journal => _journal;
+
+    /// <summary>Queues a command; throws <see cref="EngineUnavailableException"/> when the queue is full or the engine is stopped.</summary>
     public Task<TResult> Submit<TPayload, TResult>(Work<TPayload, TResult> work)
     {
-        if (!_ready)
+        if (!_running)
         {
-            throw new EngineUnavailableException("The engine is not ready (starting, recovering or stopped). Retry shortly.");
+            throw new EngineUnavailableException("The engine is stopped. Retry shortly.");
         }
         if (!_queue.Writer.TryWrite(work))
         {
@@ -77,19 +103,24 @@ internal sealed class Sequencer : IHostedService, IDisposable
 
     public Task StartAsync(CancellationToken cancellationToken)
     {
-        _journal = new SqliteJournal(_options.DataPath);
-        Recover();
         _lastPrune = _time.GetUtcNow();
+        // Start-up recovery happens here, before the server listens, so the first answer is already exact.
+        TryRestore();
+        if (_role == EngineRole.Recovering && _journal is SqliteJournal)
+        {
+            // A local file that cannot be opened will not fix itself: say so at once.
+            throw new InvalidOperationException($"Cannot open {_journal.Description}. Check the path and its permissions (Truestock:DataPath).");
+        }
+        _running = true;
         _loop = Task.Factory.StartNew(RunLoop, CancellationToken.None, TaskCreationOptions.LongRunning, TaskScheduler.Default).Unwrap();
         _ticker = _time.CreateTimer(_ => Tick(), null, TimeSpan.FromMilliseconds(_options.ExpiryTickMilliseconds),
             TimeSpan.FromMilliseconds(_options.ExpiryTickMilliseconds));
-        _ready = true;
         return Task.CompletedTask;
     }
 
     public async Task StopAsync(CancellationToken cancellationToken)
     {
-        _ready = false;
+        _running = false;
         _ticker?.Dispose();
         _queue.Writer.TryComplete();
         if (_loop is not null)
@@ -97,7 +128,7 @@ internal sealed class Sequencer : IHostedService, IDisposable
             await _loop.WaitAsync(cancellationToken).ConfigureAwait(false);
         }
         await _snapshotWrite.ConfigureAwait(false);
-        if (_journal is not null && _journal.LastSeq > _snapshotSeq)
+        if (_role == EngineRole.Writer && _journal.LastSeq > Interlocked.Read(ref _snapshotSeq))
         {
             // A snapshot at shutdown makes the next start-up replay nothing.
             WriteSnapshot(_journal.LastSeq, _shard.Export());
@@ -107,54 +138,91 @@ internal sealed class Sequencer : IHostedService, IDisposable
     public void Dispose()
     {
         _ticker?.Dispose();
-        _journal?.Dispose();
+        _journal.Dispose();
     }
 
     private void Tick()
     {
-        // The tick only nudges the loop; the loop decides expiry itself with the batch's time.
-        if (_ready && _queue.Writer.TryWrite(new Work<object?, int>(null, null, static (_, _, _, _) => 0)))
+        // The tick only nudges the loop; the loop decides expiry (or catches up, or retries) itself.
+        if (_running && _queue.Writer.TryWrite(new Work<object?, int>(null, null, static (_, _, _, _) => 0)))
         {
             Interlocked.Increment(ref _metrics.QueueDepth);
         }
     }
 
+    /// <summary>
+    /// (Re)connects to the journal, takes the writer role if it can, and rebuilds the shard from
+    /// the newest snapshot and the journal after it. Failures leave the hub recovering; the next
+    /// tick tries again.
+    /// </summary>
+    private void TryRestore()
+    {
+        try
+        {
+            _journal.Open();
+            var writer = _journal.TryBecomeWriter();
+            Recover();
+            _role = writer ? EngineRole.Writer : EngineRole.Standby;
+            _caughtUpAt = _time.GetUtcNow();
+            _log.LogInformation("Engine is {Role} on {Store} at journal seq {Seq}.", _role, _journal.Description, _appliedSeq);
+        }
+        catch (Exception ex) when (IsStorageFailure(ex))
+        {
+            _role = EngineRole.Recovering;
+            _log.LogWarning("The journal ({Store}) is unreachable: {Message}. Retrying every {Ms} ms.",
+                _journal.Description, ex.Message, _options.ExpiryTickMilliseconds);
+        }
+    }
+
+    private static bool IsStorageFailure(Exception ex) =>
+        ex is System.Data.Common.DbException or IOException or TimeoutException or System.Net.Sockets.SocketException
+        || (ex is InvalidOperationException && ex.InnerException is System.Data.Common.DbException or IOException or System.Net.Sockets.SocketException);
+
     /// <summary>Rebuilds the shard from the newest snapshot and the journal after it.</summary>
     private void Recover()
     {
-        var journal = Journal;
         var watch = Stopwatch.StartNew();
-        var snapshot = journal.ReadLatestSnapshot();
+        var snapshot = _journal.ReadLatestSnapshot();
         Shard shard;
+        long seq;
         if (snapshot is { } s)
         {
             var state = JsonSerializer.Deserialize<ShardState>(s.Json, CommandKinds.Json)
                 ?? throw new InvalidOperationException("The newest snapshot is empty.");
             shard = Shard.Import(state, _options.IdempotencyRetentionDays);
-            _snapshotSeq = s.LastSeq;
+            seq = s.LastSeq;
         }
         else
         {
             shard = new Shard(_options.IdempotencyRetentionDays);
-            _snapshotSeq = 0;
+            seq = 0;
         }
-        var replay = new Effects { Recording = false };
+        Interlocked.Exchange(ref _snapshotSeq, seq);
+        var replayed = CatchUp(shard, ref seq, watch);
+        _shard = shard;
+        Interlocked.Exchange(ref _appliedSeq, seq);
+        _metrics.RecoveryMilliseconds = watch.ElapsedMilliseconds;
+        _metrics.JournalSeq = seq;
+        PublishGauges();
+        _log.LogInformation("Recovered {Positions} positions from snapshot plus {Replayed} journal records in {Ms} ms ({Store}).",
+            shard.PositionCount, replayed, watch.ElapsedMilliseconds, _journal.Description);
+    }
+
+    /// <summary>Replays the journal after <paramref name="seq"/> into <paramref name="shard"/>.</summary>
+    private long CatchUp(Shard shard, ref long seq, Stopwatch? progress)
+    {
         long replayed = 0;
-        foreach (var record in journal.ReadCommands(_snapshotSeq))
+        foreach (var record in _journal.ReadCommands(seq))
         {
-            CommandKinds.Replay(shard, record, replay);
-            replay.Clear();
-            if (++replayed % 1_000_000 == 0)
+            CommandKinds.Replay(shard, record, _replay);
+            _replay.Clear();
+            seq = record.Seq;
+            if (++replayed % 1_000_000 == 0 && progress is not null)
             {
-                _log.LogInformation("Recovery: replayed {Count} journal records ({Rate:F0}/s)…", replayed, replayed / watch.Elapsed.TotalSeconds);
+                _log.LogInformation("Recovery: replayed {Count} journal records ({Rate:F0}/s)…", replayed, replayed / progress.Elapsed.TotalSeconds);
             }
         }
-        _shard = shard;
-        _metrics.RecoveryMilliseconds = watch.ElapsedMilliseconds;
-        _metrics.JournalSeq = journal.LastSeq;
-        PublishGauges();
-        _log.LogInformation("Recovered {Positions} positions from snapshot at {SnapshotSeq} plus {Replayed} journal records in {Ms} ms ({Path}).",
-            shard.PositionCount, _snapshotSeq, replayed, watch.ElapsedMilliseconds, _options.DataPath);
+        return replayed;
     }
 
     private async Task RunLoop()
@@ -169,7 +237,7 @@ internal sealed class Sequencer : IHostedService, IDisposable
             catch (Exception ex)
             {
                 // A failed journal write leaves the in-memory state ahead of the disk. The callers
-                // were told 503; rebuild from what is durable so that nothing unacknowledged stays.
+                // are told 503; the hub then rebuilds from what is durable, so nothing unacknowledged stays.
                 _metrics.JournalFailure();
                 _log.LogError(ex, "Journal batch failed; {Count} command(s) answered 503. Rebuilding state from the journal.", _batch.Count);
                 foreach (var work in _batch)
@@ -177,17 +245,8 @@ internal sealed class Sequencer : IHostedService, IDisposable
                     work.Fail(new EngineUnavailableException("The write could not be made durable; nothing was applied. Retry.", ex));
                 }
                 _batch.Clear();
-                try
-                {
-                    Recover();
-                }
-                catch (Exception fatal)
-                {
-                    _ready = false;
-                    _log.LogCritical(fatal, "Could not rebuild state from the journal; stopping the hub.");
-                    _lifetime.StopApplication();
-                    throw;
-                }
+                _role = EngineRole.Recovering;
+                TryRestore();
             }
         }
     }
@@ -198,6 +257,15 @@ internal sealed class Sequencer : IHostedService, IDisposable
         _records.Clear();
         _effects.Clear();
         var now = _time.GetUtcNow();
+        if (_role != EngineRole.Writer)
+        {
+            MaintainWithoutWriting(now);
+        }
+        if (_role != EngineRole.Writer)
+        {
+            ServeWithoutWriting(reader, now);
+            return;
+        }
 
         // Expiry is decided first, with the batch's time, so every command in the batch sees it.
         var expired = _shard.ExpireDue(now, _effects);
@@ -230,7 +298,7 @@ internal sealed class Sequencer : IHostedService, IDisposable
             catch (Exception ex)
             {
                 // A decision that throws is a bug; the shard may be half-changed, so the whole batch
-                // is failed and state is rebuilt from the journal by the caller of this method.
+                // is failed and state is rebuilt from the journal.
                 throw new InvalidOperationException($"Deciding a {work.Kind ?? "read"} command failed.", ex);
             }
             if (work.Kind is not null && (changed || _effects.Ledger.Count > ledgerFrom || _effects.Exceptions.Count > exceptionsFrom))
@@ -242,9 +310,10 @@ internal sealed class Sequencer : IHostedService, IDisposable
         if (_records.Count > 0)
         {
             var watch = Stopwatch.StartNew();
-            Journal.Append(_records, _effects);
+            _journal.Append(_records, _effects);
             _metrics.Commit(watch.Elapsed.TotalSeconds, _batch.Count);
-            _metrics.JournalSeq = Journal.LastSeq;
+            _metrics.JournalSeq = _journal.LastSeq;
+            Interlocked.Exchange(ref _appliedSeq, _journal.LastSeq);
             foreach (var x in _effects.Exceptions)
             {
                 _metrics.Exception(x.Type, x.Quantity);
@@ -259,6 +328,63 @@ internal sealed class Sequencer : IHostedService, IDisposable
         MaybeSnapshot();
     }
 
+    /// <summary>
+    /// A standby catches up with the journal and tries to take the writer lock; a recovering hub
+    /// retries its connection. At most once per tick interval, however many requests arrive.
+    /// </summary>
+    private void MaintainWithoutWriting(DateTimeOffset now)
+    {
+        if (now - _lastMaintenance < TimeSpan.FromMilliseconds(_options.ExpiryTickMilliseconds))
+        {
+            return;
+        }
+        _lastMaintenance = now;
+        if (_role == EngineRole.Recovering)
+        {
+            TryRestore();
+            return;
+        }
+        try
+        {
+            var seq = _appliedSeq;
+            CatchUp(_shard, ref seq, null);
+            Interlocked.Exchange(ref _appliedSeq, seq);
+            _caughtUpAt = now;
+            if (_journal.TryBecomeWriter())
+            {
+                // Holding the lock, nobody else can append: what is in the journal now is everything.
+                seq = _appliedSeq;
+                CatchUp(_shard, ref seq, null);
+                Interlocked.Exchange(ref _appliedSeq, seq);
+                _role = EngineRole.Writer;
+                _log.LogWarning("Took over as writer at journal seq {Seq}.", seq);
+            }
+            PublishGauges();
+        }
+        catch (Exception ex) when (IsStorageFailure(ex))
+        {
+            _log.LogWarning("Standby lost the journal ({Message}); reconnecting.", ex.Message);
+            _role = EngineRole.Recovering;
+        }
+    }
+
+    private void ServeWithoutWriting(ChannelReader<EngineWork> reader, DateTimeOffset now)
+    {
+        while (_batch.Count < _options.BatchCommandsMax && reader.TryRead(out var work))
+        {
+            Interlocked.Decrement(ref _metrics.QueueDepth);
+            if (work.Kind is not null || _role == EngineRole.Recovering)
+            {
+                work.Fail(new EngineUnavailableException(_role == EngineRole.Standby
+                    ? "This hub is a standby: another hub holds the writer role on this database. Send writes to the writer, or retry; a standby takes over when the writer stops."
+                    : "The hub is reconnecting to its journal; nothing was applied. Retry shortly."));
+                continue;
+            }
+            work.Run(_shard, now, _effects);
+            work.Complete();
+        }
+    }
+
     private void PublishGauges()
     {
         _metrics.Positions = _shard.PositionCount;
@@ -267,7 +393,7 @@ internal sealed class Sequencer : IHostedService, IDisposable
 
     private void MaybeSnapshot()
     {
-        var seq = Journal.LastSeq;
+        var seq = _journal.LastSeq;
         if (seq - Interlocked.Read(ref _snapshotSeq) < _options.SnapshotEveryCommands || !_snapshotWrite.IsCompleted)
         {
             return;
@@ -295,7 +421,7 @@ internal sealed class Sequencer : IHostedService, IDisposable
     {
         var watch = Stopwatch.StartNew();
         var json = JsonSerializer.SerializeToUtf8Bytes(state, CommandKinds.Json);
-        Journal.WriteSnapshot(seq, _time.GetUtcNow(), json);
+        _journal.WriteSnapshot(seq, _time.GetUtcNow(), json);
         _log.LogInformation("Snapshot at journal seq {Seq}: {Positions} positions, {Bytes} bytes of JSON, {Ms} ms.",
             seq, state.Positions.Count, json.Length, watch.ElapsedMilliseconds);
     }

@@ -13,14 +13,21 @@ internal static class OperationsEndpoints
         app.MapGet("/health/live", () => Results.Ok(new { status = "live" })).WithTags("Operations").WithSummary("200 while the process runs.");
         app.MapGet("/health/ready", (Sequencer engine) =>
             {
-                if (!engine.Ready)
+                var body = new
                 {
-                    return Problems.Create(StatusCodes.Status503ServiceUnavailable, "not-ready", "Not ready.",
-                        "The engine is starting, recovering or stopped.");
+                    status = engine.Role == EngineRole.Writer ? "ready" : "not-ready",
+                    role = engine.Role.ToString().ToLowerInvariant(),
+                    journalSeq = engine.AppliedSeq,
+                    stalenessSeconds = Math.Round(engine.Staleness.TotalSeconds, 3),
+                };
+                if (engine.Role != EngineRole.Writer)
+                {
+                    return Results.Json(body, statusCode: StatusCodes.Status503ServiceUnavailable);
                 }
                 engine.Journal.Ping();
-                return Results.Ok(new { status = "ready", journalSeq = engine.Journal.LastSeq });
-            }).WithTags("Operations").WithSummary("200 when the engine has recovered and the journal answers.");
+                return Results.Ok(body);
+            }).WithTags("Operations")
+            .WithSummary("200 when this hub is the writer and its journal answers; 503 while recovering or on standby (the body says which, and how stale a standby's reads are).");
         app.MapGet("/metrics", (HubMetrics metrics) => Results.Text(metrics.Render(), "text/plain; version=0.0.4; charset=utf-8"))
             .WithTags("Operations").WithSummary("Prometheus metrics.");
         app.MapGet("/v1/exceptions", GetExceptions).WithTags("Operations").RequireScope(Scopes.Admin)
