@@ -43,6 +43,16 @@ public static class HubApp
         var app = builder.Build();
         app.UseCorrelationIds();
         app.UseExceptionHandler(new ExceptionHandlerOptions { ExceptionHandler = HandleException });
+        app.UseStatusCodePages(async context =>
+        {
+            // Only bodiless answers reach here: unknown paths (404) and wrong methods (405).
+            var http = context.HttpContext;
+            var status = http.Response.StatusCode;
+            await Problems.Create(status, status == 405 ? "method-not-allowed" : "not-found",
+                status == 405 ? "Method not allowed." : "Not found.",
+                status == 405 ? $"{http.Request.Method} is not allowed on {http.Request.Path}." : $"There is nothing at {http.Request.Path}; see /openapi/v1.json.")
+                .ExecuteAsync(http);
+        });
         app.UseRateLimiter();
         app.MapOpenApi("/openapi/v1.json");
         app.MapMasterData();
@@ -55,6 +65,7 @@ public static class HubApp
 
     private static async Task HandleException(HttpContext http)
     {
+        http.Response.Headers[Correlation.Header] = http.CorrelationId();
         var error = http.Features.Get<IExceptionHandlerFeature>()?.Error;
         IResult result;
         if (error is EngineUnavailableException unavailable)

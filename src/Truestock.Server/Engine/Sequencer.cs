@@ -53,6 +53,7 @@ internal sealed class Sequencer : IHostedService, IDisposable
     private DateTimeOffset _caughtUpAt;
     private volatile EngineRole _role = EngineRole.Recovering;
     private volatile bool _running;
+    private int _tickQueued;
 
     public Sequencer(IOptions<HubOptions> options, TimeProvider time, HubMetrics metrics, ILogger<Sequencer> log)
     {
@@ -144,9 +145,18 @@ internal sealed class Sequencer : IHostedService, IDisposable
     private void Tick()
     {
         // The tick only nudges the loop; the loop decides expiry (or catches up, or retries) itself.
-        if (_running && _queue.Writer.TryWrite(new Work<object?, int>(null, null, static (_, _, _, _) => 0)))
+        // One nudge at a time: ticks that fire while one waits (a stalled loop, a clock jump) add nothing.
+        if (!_running || Interlocked.CompareExchange(ref _tickQueued, 1, 0) != 0)
+        {
+            return;
+        }
+        if (_queue.Writer.TryWrite(new Work<object?, int>(null, null, static (_, _, _, _) => 0)))
         {
             Interlocked.Increment(ref _metrics.QueueDepth);
+        }
+        else
+        {
+            Interlocked.Exchange(ref _tickQueued, 0);
         }
     }
 
@@ -253,6 +263,8 @@ internal sealed class Sequencer : IHostedService, IDisposable
 
     private void RunBatch(ChannelReader<EngineWork> reader)
     {
+        // This batch serves any queued nudge, so the timer may queue the next one.
+        Interlocked.Exchange(ref _tickQueued, 0);
         _batch.Clear();
         _records.Clear();
         _effects.Clear();

@@ -74,6 +74,10 @@ internal sealed partial class JsonInput
         {
             return (null, Problems.Malformed("The request body is empty; a JSON object is expected."));
         }
+        if (!System.Text.Unicode.Utf8.IsValid(buffer.GetBuffer().AsSpan(0, (int)buffer.Length)))
+        {
+            return (null, Problems.Malformed("The body is not valid UTF-8."));
+        }
         JsonDocument document;
         try
         {

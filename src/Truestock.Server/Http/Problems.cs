@@ -24,7 +24,11 @@ internal static class Problems
         {
             foreach (var (k, v) in extensions)
             {
-                body[k] = v;
+                // Extensions may never replace a standard member (RFC 9457 §3.2): that would be a bug here.
+                if (!body.TryAdd(k, v))
+                {
+                    throw new InvalidOperationException($"Problem extension '{k}' would replace a standard member.");
+                }
             }
         }
         return Results.Json(body, contentType: ContentType, statusCode: status);

@@ -127,7 +127,7 @@ internal static class ReservationEndpoints
         ReservationResult.Conflict => Problems.Conflict("idempotency-conflict", "Idempotency key reused.", o.ErrorDetail!),
         ReservationResult.NotFound => Problems.NotFound("unknown-reservation", o.ErrorDetail!),
         ReservationResult.IllegalState => Problems.Conflict("illegal-state", "Illegal state change.", o.ErrorDetail!,
-            [new("status", Shard.Name(o.Reservation!.Status))]),
+            [new("reservationStatus", Shard.Name(o.Reservation!.Status))]),
         ReservationResult.Invalid => Problems.Unprocessable(o.ErrorType!, o.ErrorDetail!,
             o.ErrorType == RejectionTypes.UnknownChannel ? "channelId" : "lines"),
         _ => throw new InvalidOperationException($"Unexpected reservation outcome {o.Result}."),

@@ -39,7 +39,7 @@ internal sealed class ApiKeys
             return null;
         }
         var header = http.Request.Headers.Authorization.ToString();
-        if (!header.StartsWith("Bearer ", StringComparison.Ordinal) || header.Length <= 7)
+        if (!header.StartsWith("Bearer ", StringComparison.OrdinalIgnoreCase) || header.Length <= 7)
         {
             return Unauthorized("Send 'Authorization: Bearer <key>' with an API key.");
         }
@@ -97,6 +97,12 @@ internal static class Correlation
         var id = given.Length is > 0 and <= 128 && !given.Any(char.IsControl) ? given : Guid.NewGuid().ToString("N");
         http.Items[ItemKey] = id;
         http.Response.Headers[Header] = id;
+        // The exception handler clears headers before it writes its problem; set it again at the last moment.
+        http.Response.OnStarting(() =>
+        {
+            http.Response.Headers[Header] = id;
+            return Task.CompletedTask;
+        });
         await next(http);
     });
 }
