@@ -51,6 +51,15 @@ public sealed class Effects
     public List<LedgerEntry> Ledger { get; } = new(1024);
     /// <summary>Exceptions, in order.</summary>
     public List<ExceptionRecord> Exceptions { get; } = new(64);
+    /// <summary>Event and reservation ids accepted in this batch, with their fingerprints (durable idempotency).</summary>
+    public List<(string EventId, Fingerprint Fingerprint)> AcceptedEvents { get; } = new(1024);
+
+    /// <summary>Reservations created in this batch.</summary>
+    public List<Reservation> CreatedReservations { get; } = new(64);
+
+    /// <summary>Ended reservations dropped from memory in this batch (the host archives them).</summary>
+    public List<Reservation> ForgottenReservations { get; } = [];
+
     /// <summary>When false, effects are dropped (journal replay: they are already recorded).</summary>
     public bool Recording { get; set; } = true;
 
@@ -59,5 +68,8 @@ public sealed class Effects
     {
         Ledger.Clear();
         Exceptions.Clear();
+        AcceptedEvents.Clear();
+        CreatedReservations.Clear();
+        ForgottenReservations.Clear();
     }
 }

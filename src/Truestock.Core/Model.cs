@@ -144,6 +144,11 @@ public sealed record StockEvent
     public Disposition Disposition { get; init; }
     /// <summary>Digest of the content for idempotency.</summary>
     public required Fingerprint Fingerprint { get; init; }
+    /// <summary>
+    /// The fingerprint this eventId was first accepted with, when the host found it in durable
+    /// storage: ids older than the in-memory retention stay duplicates for ever.
+    /// </summary>
+    public Fingerprint? PriorFingerprint { get; init; }
 }
 
 /// <summary>One requested reservation line.</summary>
@@ -167,6 +172,8 @@ public sealed record CreateReservation
     public required IReadOnlyList<ReservationLineRequest> Lines { get; init; }
     /// <summary>Digest of the content for idempotency.</summary>
     public required Fingerprint Fingerprint { get; init; }
+    /// <summary>The fingerprint this reservationId was first used with, when the host found it in durable storage.</summary>
+    public Fingerprint? PriorFingerprint { get; init; }
 }
 
 /// <summary>A held line of a reservation.</summary>

@@ -73,6 +73,8 @@ public enum ReservationResult
     Invalid,
     /// <summary>The state change is not allowed from the current state.</summary>
     IllegalState,
+    /// <summary>The same request was seen long ago; the reservation ended and left memory (the host has its final state).</summary>
+    Forgotten,
 }
 
 /// <summary>A line that could not be held.</summary>

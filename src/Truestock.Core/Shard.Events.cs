@@ -32,9 +32,10 @@ public sealed partial class Shard
     {
         ArgumentNullException.ThrowIfNull(e);
         ArgumentNullException.ThrowIfNull(effects);
-        if (_events.TryGetValue(e.EventId, out var seen))
+        var known = _events.TryGetValue(e.EventId, out var seen) ? seen.Fingerprint : e.PriorFingerprint;
+        if (known is { } fingerprint)
         {
-            return seen.Fingerprint == e.Fingerprint
+            return fingerprint == e.Fingerprint
                 ? new EventOutcome(EventStatus.Duplicate)
                 : Reject(e, now, effects, RejectionTypes.IdempotencyConflict,
                     $"eventId '{e.EventId}' was already used with different content.");
@@ -71,6 +72,10 @@ public sealed partial class Shard
 
         CheckSourceSequence(e, pos, now, effects);
         _events[e.EventId] = new SeenEvent(e.Fingerprint, now);
+        if (effects.Recording)
+        {
+            effects.AcceptedEvents.Add((e.EventId, e.Fingerprint));
+        }
 
         var onHandBefore = pos.OnHand;
         var availableBefore = pos.Available;

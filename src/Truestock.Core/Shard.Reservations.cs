@@ -21,6 +21,14 @@ public sealed partial class Shard
             }
             return new ReservationOutcome(ReservationResult.Existing, existing, ExpiredOnTheWay: ExpireIfDue(existing, now, effects));
         }
+        if (command.PriorFingerprint is { } prior)
+        {
+            // Used before and no longer in memory: it ended more than the retention ago.
+            return prior == command.Fingerprint
+                ? new ReservationOutcome(ReservationResult.Forgotten)
+                : new ReservationOutcome(ReservationResult.Conflict, ErrorType: RejectionTypes.IdempotencyConflict,
+                    ErrorDetail: $"reservationId '{command.ReservationId}' was already used with a different body.");
+        }
         if (!_channels.TryGetValue(command.ChannelId, out var channel))
         {
             return Invalid(RejectionTypes.UnknownChannel, $"Channel '{command.ChannelId}' is not declared; PUT /v1/channels/{command.ChannelId} first.");
@@ -88,6 +96,10 @@ public sealed partial class Shard
         };
         _reservations.Add(reservation.Id, reservation);
         _expiries.Enqueue(reservation, reservation.ExpiresAt);
+        if (effects.Recording)
+        {
+            effects.CreatedReservations.Add(reservation);
+        }
         foreach (var (position, quantity) in held)
         {
             Record(effects, position, null, reservation.Id, "reservation_held", quantity, now, now, "applied", channel.Id, command.CorrelationId);

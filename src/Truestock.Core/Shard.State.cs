@@ -24,7 +24,8 @@ public sealed record ShardState(
     IReadOnlyList<PositionState> Positions,
     IReadOnlyList<ReservationState> Reservations,
     IReadOnlyList<SeenEventState> Events,
-    IReadOnlyDictionary<string, long> SourceSequences);
+    IReadOnlyDictionary<string, long> SourceSequences,
+    bool HasForgotten = false);
 
 public sealed partial class Shard
 {
@@ -47,7 +48,7 @@ public sealed partial class Shard
             r.Lines.Select(l => new ReservationLineState(l.Sku, l.Quantity, l.LocationId, l.Shipped)).ToArray())).ToList();
         var events = _events.Select(kv => new SeenEventState(kv.Key, kv.Value.Fingerprint.Hi, kv.Value.Fingerprint.Lo, kv.Value.RecordedAt)).ToList();
         return new ShardState(_locations.Values.ToList(), _channels.Values.ToList(), positions, reservations, events,
-            new Dictionary<string, long>(_sourceSeqs, StringComparer.Ordinal));
+            new Dictionary<string, long>(_sourceSeqs, StringComparer.Ordinal), HasForgotten);
     }
 
     /// <summary>Builds a shard from exported state.</summary>
@@ -108,27 +109,42 @@ public sealed partial class Shard
         {
             shard._sourceSeqs[source] = seq;
         }
+        shard.HasForgotten = state.HasForgotten;
         return shard;
     }
 
     /// <summary>
+    /// True once <see cref="Prune"/> has dropped an id: from then on the host must look ids up in
+    /// durable storage before deciding (see <see cref="StockEvent.PriorFingerprint"/>).
+    /// </summary>
+    public bool HasForgotten { get; private set; }
+
+    /// <summary>
     /// Forgets event ids recorded, and reservations ended, longer than the retention ago. Their
-    /// ledger rows stay in the journal; only the idempotency memory is released.
+    /// ledger rows stay in the journal, and the host keeps every accepted id durably (see
+    /// <see cref="StockEvent.PriorFingerprint"/>), so duplicates stay duplicates for ever; only
+    /// memory is released.
     /// </summary>
     /// <returns>How many entries were forgotten.</returns>
-    public int Prune(DateTimeOffset now)
+    public int Prune(DateTimeOffset now, Effects effects)
     {
+        ArgumentNullException.ThrowIfNull(effects);
         var cutoff = now - IdempotencyRetention;
         var oldEvents = _events.Where(kv => kv.Value.RecordedAt < cutoff).Select(kv => kv.Key).ToList();
         foreach (var id in oldEvents)
         {
             _events.Remove(id);
         }
-        var oldReservations = _reservations.Values.Where(r => r.EndedAt is { } ended && ended < cutoff).Select(r => r.Id).ToList();
-        foreach (var id in oldReservations)
+        var oldReservations = _reservations.Values.Where(r => r.EndedAt is { } ended && ended < cutoff).ToList();
+        foreach (var r in oldReservations)
         {
-            _reservations.Remove(id);
+            _reservations.Remove(r.Id);
         }
+        if (effects.Recording)
+        {
+            effects.ForgottenReservations.AddRange(oldReservations);
+        }
+        HasForgotten |= oldEvents.Count + oldReservations.Count > 0;
         return oldEvents.Count + oldReservations.Count;
     }
 }

@@ -11,7 +11,7 @@ internal sealed class HubMetrics
 {
     private static readonly double[] LatencyBucketsSeconds = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5];
     private static readonly string[] EventStatuses = ["applied", "duplicate", "superseded", "stale", "rejected"];
-    private static readonly string[] ReservationOutcomes = ["created", "existing", "changed", "unchanged", "conflict", "insufficient", "not_found", "invalid", "illegal_state"];
+    private static readonly string[] ReservationOutcomes = ["created", "existing", "changed", "unchanged", "conflict", "insufficient", "not_found", "invalid", "illegal_state", "forgotten"];
 
     private readonly long[] _events = new long[EventStatuses.Length];
     private readonly long[] _reservations = new long[ReservationOutcomes.Length];

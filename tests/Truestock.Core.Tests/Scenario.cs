@@ -303,7 +303,7 @@ internal static class Scenario
                 var s = shard.SetSafetyStock(c.Sku, c.LocationId, c.Quantity, c.Now, "corr-safety", fx);
                 return new Outcome($"safety {s.Result} {s.ErrorType}", s.Result != MasterDataResult.Rejected);
             case PruneCmd c:
-                var pruned = shard.Prune(c.Now);
+                var pruned = shard.Prune(c.Now, fx);
                 return new Outcome($"pruned {pruned}", pruned > 0);
             default:
                 throw new InvalidOperationException(cmd.GetType().Name);

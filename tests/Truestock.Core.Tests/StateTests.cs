@@ -241,8 +241,8 @@ public sealed class StateTests
         var recent = w.Event(EventType.Received, 1);
         w.Apply(recent);
 
-        Assert.Equal(0, w.Shard.Prune(World.T0.AddDays(2)));            // exactly the retention: still remembered
-        Assert.Equal(1, w.Shard.Prune(World.T0.AddDays(2).AddTicks(1)));
+        Assert.Equal(0, w.Shard.Prune(World.T0.AddDays(2), w.Fx));            // exactly the retention: still remembered
+        Assert.Equal(1, w.Shard.Prune(World.T0.AddDays(2).AddTicks(1), w.Fx));
 
         Assert.Equal(1, w.Shard.RememberedEventCount);
         Assert.Equal(EventStatus.Duplicate, w.Apply(recent).Status);
@@ -264,7 +264,7 @@ public sealed class StateTests
         w.Order("committed", "web", Line("A", 1));
         w.ReserveFor("held", "web", Limits.TtlSecondsMax, Line("A", 1));
 
-        var forgotten = w.Shard.Prune(w.Now.AddDays(2));
+        var forgotten = w.Shard.Prune(w.Now.AddDays(2), w.Fx);
 
         Assert.Equal(3 + 2, forgotten); // three ended reservations and the two event ids
         Assert.Null(w.Shard.FindReservation("released"));
@@ -284,7 +284,7 @@ public sealed class StateTests
         w.Reserve("r1", "web", Line("A", 1));
         w.Release("r1");
         w.Now = w.Now.AddDays(2);
-        w.Shard.Prune(w.Now);
+        w.Shard.Prune(w.Now, w.Fx);
 
         var again = w.Reserve("r1", "web", Line("A", 5));
 
@@ -300,7 +300,7 @@ public sealed class StateTests
         w.Order("r1", "web", Line("A", 1));
         w.Apply(EventType.Shipped, 1, reservationId: "r1");
         w.Now = w.Now.AddDays(2);
-        w.Shard.Prune(w.Now);
+        w.Shard.Prune(w.Now, w.Fx);
 
         Assert.Equal(RejectionTypes.UnknownReservation, w.Apply(EventType.Shipped, 1, reservationId: "r1").ErrorType);
     }

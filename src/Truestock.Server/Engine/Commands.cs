@@ -77,7 +77,7 @@ internal static class CommandKinds
                 shard.ExpireDue(now, fx);
                 break;
             case Prune:
-                shard.Prune(now);
+                shard.Prune(now, fx);
                 break;
             default:
                 throw new InvalidOperationException(

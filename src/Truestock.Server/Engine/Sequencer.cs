@@ -41,6 +41,7 @@ internal sealed class Sequencer : IHostedService, IDisposable
     private readonly Effects _replay = new() { Recording = false };
     private readonly List<EngineWork> _batch = [];
     private readonly List<PendingRecord> _records = [];
+    private readonly List<(string Id, string ViewJson)> _archived = [];
     private readonly AdoJournal _journal;
     private Shard _shard = new();
     private Task? _loop;
@@ -289,7 +290,7 @@ internal sealed class Sequencer : IHostedService, IDisposable
         if (now - _lastPrune > TimeSpan.FromHours(1))
         {
             _lastPrune = now;
-            if (_shard.Prune(now) > 0)
+            if (_shard.Prune(now, _effects) > 0)
             {
                 _records.Add(new PendingRecord(now, CommandKinds.Prune, "{}", _effects.Ledger.Count, _effects.Ledger.Count,
                     _effects.Exceptions.Count, _effects.Exceptions.Count));
@@ -322,7 +323,12 @@ internal sealed class Sequencer : IHostedService, IDisposable
         if (_records.Count > 0)
         {
             var watch = Stopwatch.StartNew();
-            _journal.Append(_records, _effects);
+            _archived.Clear();
+            foreach (var r in _effects.ForgottenReservations)
+            {
+                _archived.Add((r.Id, JsonSerializer.Serialize(Http.Views.Of(r), CommandKinds.Json)));
+            }
+            _journal.Append(_records, _effects, _archived);
             _metrics.Commit(watch.Elapsed.TotalSeconds, _batch.Count);
             _metrics.JournalSeq = _journal.LastSeq;
             Interlocked.Exchange(ref _appliedSeq, _journal.LastSeq);
@@ -397,8 +403,12 @@ internal sealed class Sequencer : IHostedService, IDisposable
         }
     }
 
+    /// <summary>True once the engine has forgotten ids: handlers then look ids up in the journal first.</summary>
+    public bool HasForgotten { get; private set; }
+
     private void PublishGauges()
     {
+        HasForgotten = _shard.HasForgotten;
         _metrics.Positions = _shard.PositionCount;
         _metrics.Reservations = _shard.ReservationCount;
     }

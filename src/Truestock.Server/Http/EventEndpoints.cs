@@ -47,6 +47,19 @@ internal static class EventEndpoints
         {
             return invalid;
         }
+        if (engine.HasForgotten)
+        {
+            // Ids older than the in-memory retention are looked up durably, so a duplicate stays a
+            // duplicate for ever. An id missing here was never accepted, so there is no race.
+            var known = engine.Journal.FindEventFingerprints(events.Select(e => e.EventId).Distinct().ToArray());
+            for (var i = 0; i < events.Count && known.Count > 0; i++)
+            {
+                if (known.TryGetValue(events[i].EventId, out var prior))
+                {
+                    events[i] = events[i] with { PriorFingerprint = prior };
+                }
+            }
+        }
         var outcomes = await engine.Submit(new Work<StockEvent[], EventOutcome[]>(CommandKinds.Events, events.ToArray(),
             CommandKinds.DecideEvents, static r => r.Any(o => o.Journaled)));
         var results = new EventResultView[outcomes.Length];

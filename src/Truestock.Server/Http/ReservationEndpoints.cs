@@ -28,7 +28,8 @@ internal static class ReservationEndpoints
             .RequireScope(Scopes.ReservationsWrite).Produces<ReservationView>()
             .WithSummary("Release a held or committed reservation: its unshipped units return to available.");
         group.MapGet("/{reservationId}", async (string reservationId, Sequencer engine) =>
-                await engine.Read((s, _) => s.FindReservation(reservationId) is { } r ? Views.Of(r) : null) is { } view
+                (await engine.Read((s, _) => s.FindReservation(reservationId) is { } r ? Views.Of(r) : null)
+                    ?? (engine.HasForgotten ? TryArchived(engine, reservationId) : null)) is { } view
                     ? Results.Ok(view)
                     : Problems.NotFound("unknown-reservation", $"Reservation '{reservationId}' does not exist."))
             .RequireScope(Scopes.AvailabilityRead).Produces<ReservationView>().WithSummary("A reservation and its status.");
@@ -79,6 +80,7 @@ internal static class ReservationEndpoints
             fingerprintParts.Add(l.Quantity);
             fingerprintParts.Add(l.LocationId);
         }
+        var archived = engine.HasForgotten ? engine.Journal.FindReservation(reservationId!) : null;
         var command = new CreateReservation
         {
             ReservationId = reservationId!,
@@ -87,6 +89,7 @@ internal static class ReservationEndpoints
             CorrelationId = correlationId,
             Lines = lines,
             Fingerprint = Fingerprints.Of([.. fingerprintParts]),
+            PriorFingerprint = archived?.Fingerprint,
         };
         var (outcome, view) = await engine.Submit(new Work<CreateReservation, (ReservationOutcome, ReservationView?)>(
             CommandKinds.CreateReservation, command,
@@ -101,6 +104,7 @@ internal static class ReservationEndpoints
         {
             ReservationResult.Created => Results.Created($"/v1/reservations/{command.ReservationId}", view),
             ReservationResult.Existing => Results.Ok(view),
+            ReservationResult.Forgotten => Results.Ok(Archived(engine, command.ReservationId)),
             ReservationResult.Insufficient => Problems.Conflict("insufficient-stock", "Insufficient stock.",
                 "Not enough stock for: " + string.Join(", ", outcome.Shortages!.Select(s => $"{s.Sku} (requested {s.Requested}, available {s.Available})")) + ". Nothing was held.",
                 [new("shortages", outcome.Shortages!.Select(s => new { sku = s.Sku, requested = s.Requested, available = s.Available }).ToArray())]),
@@ -117,8 +121,26 @@ internal static class ReservationEndpoints
                 : static (s, t, now, fx) => WithView(s.ReleaseReservation(t.ReservationId, now, t.CorrelationId, fx)),
             static r => r.Item1.Journaled));
         metrics.Reservation((int)outcome.Result);
+        if (outcome.Result == ReservationResult.NotFound && engine.HasForgotten && TryArchived(engine, reservationId) is { } ended)
+        {
+            // The reservation ended long ago and left memory: answer from its archived final state.
+            var same = kind == CommandKinds.CommitReservation ? ended.Status == "fulfilled" : ended.Status == "released";
+            return same
+                ? Results.Ok(ended)
+                : Problems.Conflict("illegal-state", "Illegal state change.", $"Reservation '{reservationId}' is {ended.Status}.",
+                    [new("reservationStatus", ended.Status)]);
+        }
         return outcome.Result is ReservationResult.Changed or ReservationResult.Unchanged ? Results.Ok(view) : Failure(outcome);
     }
+
+    private static ReservationView? TryArchived(Sequencer engine, string reservationId) =>
+        engine.Journal.FindReservation(reservationId)?.ArchivedView is { } json
+            ? System.Text.Json.JsonSerializer.Deserialize<ReservationView>(json, CommandKinds.Json)
+            : null;
+
+    private static ReservationView Archived(Sequencer engine, string reservationId) =>
+        TryArchived(engine, reservationId)
+        ?? throw new InvalidOperationException($"Reservation '{reservationId}' left memory but has no archived state.");
 
     private static (ReservationOutcome, ReservationView?) WithView(ReservationOutcome o) => (o, o.Reservation is { } r ? Views.Of(r) : null);
 

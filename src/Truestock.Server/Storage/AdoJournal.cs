@@ -21,6 +21,9 @@ internal abstract class AdoJournal : IDisposable
     private DbCommand? _insertCommand;
     private DbCommand? _insertLedger;
     private DbCommand? _insertException;
+    private DbCommand? _insertEventId;
+    private DbCommand? _insertReservationId;
+    private DbCommand? _archiveReservation;
     private long _nextLedgerId;
     private long _nextExceptionId;
 
@@ -79,6 +82,9 @@ internal abstract class AdoJournal : IDisposable
             "INSERT INTO exceptions (id, command_seq, type, sku, location_id, event_id, reservation_id, source, quantity, detail, recorded_at) VALUES (@p1, @p2, @p3, @p4, @p5, @p6, @p7, @p8, @p9, @p10, @p11)",
             DbType.Int64, DbType.Int64, DbType.String, DbType.String, DbType.String, DbType.String, DbType.String, DbType.String,
             DbType.Int64, DbType.String, DbType.String);
+        _insertEventId = Prepare(writer, "INSERT INTO event_ids (event_id, fingerprint) VALUES (@p1, @p2)", DbType.String, DbType.String);
+        _insertReservationId = Prepare(writer, "INSERT INTO reservation_ids (reservation_id, fingerprint) VALUES (@p1, @p2)", DbType.String, DbType.String);
+        _archiveReservation = Prepare(writer, "UPDATE reservation_ids SET archived_view = @p2 WHERE reservation_id = @p1", DbType.String, DbType.String);
         return true;
     }
 
@@ -126,19 +132,22 @@ internal abstract class AdoJournal : IDisposable
     /// Appends one engine batch in one transaction: the commands, their ledger rows and exceptions.
     /// Returns once the transaction is committed and durable.
     /// </summary>
-    public void Append(IReadOnlyList<PendingRecord> records, Effects effects)
+    public void Append(IReadOnlyList<PendingRecord> records, Effects effects, IReadOnlyList<(string Id, string ViewJson)> archived)
     {
         var writer = _writer ?? throw new InvalidOperationException("The journal is not open for writing.");
-        if (_insertCommand is null || _insertLedger is null || _insertException is null)
+        if (_insertCommand is null || _insertLedger is null || _insertException is null || _insertEventId is null
+            || _insertReservationId is null || _archiveReservation is null)
         {
             throw new InvalidOperationException("This process is not the writer.");
         }
+        DbCommand[] statements = [_insertCommand, _insertLedger, _insertException, _insertEventId, _insertReservationId, _archiveReservation];
         using var tx = writer.BeginTransaction();
         try
         {
-            _insertCommand.Transaction = tx;
-            _insertLedger.Transaction = tx;
-            _insertException.Transaction = tx;
+            foreach (var statement in statements)
+            {
+                statement.Transaction = tx;
+            }
             var seq = LastSeq;
             var nextLedger = _nextLedgerId;
             var nextException = _nextExceptionId;
@@ -162,6 +171,22 @@ internal abstract class AdoJournal : IDisposable
                     _insertException.ExecuteNonQuery();
                 }
             }
+            // Every accepted id is kept durably, so that it stays a duplicate after memory forgets it.
+            foreach (var (eventId, fingerprint) in effects.AcceptedEvents)
+            {
+                Bind(_insertEventId, eventId, FingerprintText(fingerprint));
+                _insertEventId.ExecuteNonQuery();
+            }
+            foreach (var r in effects.CreatedReservations)
+            {
+                Bind(_insertReservationId, r.Id, FingerprintText(r.Fingerprint));
+                _insertReservationId.ExecuteNonQuery();
+            }
+            foreach (var (id, view) in archived)
+            {
+                Bind(_archiveReservation, id, view);
+                _archiveReservation.ExecuteNonQuery();
+            }
             tx.Commit();
             LastSeq = seq;
             _nextLedgerId = nextLedger;
@@ -169,11 +194,57 @@ internal abstract class AdoJournal : IDisposable
         }
         finally
         {
-            _insertCommand.Transaction = null;
-            _insertLedger.Transaction = null;
-            _insertException.Transaction = null;
+            foreach (var statement in statements)
+            {
+                statement.Transaction = null;
+            }
         }
     }
+
+    /// <summary>The fingerprints of those of <paramref name="eventIds"/> that were ever accepted.</summary>
+    public Dictionary<string, Fingerprint> FindEventFingerprints(IReadOnlyList<string> eventIds)
+    {
+        var found = new Dictionary<string, Fingerprint>(StringComparer.Ordinal);
+        if (eventIds.Count == 0)
+        {
+            return found;
+        }
+        using var c = OpenReader();
+        using var cmd = c.CreateCommand();
+        var names = new string[eventIds.Count];
+        for (var i = 0; i < eventIds.Count; i++)
+        {
+            names[i] = "@p" + (i + 1).ToString(CultureInfo.InvariantCulture);
+        }
+        cmd.CommandText = $"SELECT event_id, fingerprint FROM event_ids WHERE event_id IN ({string.Join(", ", names)})";
+        AddParameters(cmd, Enumerable.Repeat(DbType.String, eventIds.Count).ToArray());
+        Bind(cmd, [.. eventIds]);
+        using var r = cmd.ExecuteReader();
+        while (r.Read())
+        {
+            found[r.GetString(0)] = ParseFingerprint(r.GetString(1));
+        }
+        return found;
+    }
+
+    /// <summary>The fingerprint a reservation id was created with, and its final state once archived.</summary>
+    public (Fingerprint Fingerprint, string? ArchivedView)? FindReservation(string reservationId)
+    {
+        using var c = OpenReader();
+        using var cmd = c.CreateCommand();
+        cmd.CommandText = "SELECT fingerprint, archived_view FROM reservation_ids WHERE reservation_id = @p1";
+        AddParameters(cmd, DbType.String);
+        Bind(cmd, reservationId);
+        using var r = cmd.ExecuteReader();
+        return r.Read() ? (ParseFingerprint(r.GetString(0)), NullableString(r, 1)) : null;
+    }
+
+    private static string FingerprintText(Fingerprint f) =>
+        f.Hi.ToString("x16", CultureInfo.InvariantCulture) + f.Lo.ToString("x16", CultureInfo.InvariantCulture);
+
+    private static Fingerprint ParseFingerprint(string s) =>
+        new(ulong.Parse(s.AsSpan(0, 16), NumberStyles.HexNumber, CultureInfo.InvariantCulture),
+            ulong.Parse(s.AsSpan(16, 16), NumberStyles.HexNumber, CultureInfo.InvariantCulture));
 
     /// <summary>Reads commands after <paramref name="afterSeq"/> in order, streaming.</summary>
     public IEnumerable<JournalRecord> ReadCommands(long afterSeq)
@@ -297,11 +368,12 @@ internal abstract class AdoJournal : IDisposable
 
     private void DisposeWriter()
     {
-        _insertCommand?.Dispose();
-        _insertLedger?.Dispose();
-        _insertException?.Dispose();
+        foreach (var statement in new[] { _insertCommand, _insertLedger, _insertException, _insertEventId, _insertReservationId, _archiveReservation })
+        {
+            statement?.Dispose();
+        }
         _writer?.Dispose();
-        _insertCommand = _insertLedger = _insertException = null;
+        _insertCommand = _insertLedger = _insertException = _insertEventId = _insertReservationId = _archiveReservation = null;
         _writer = null;
     }
 

@@ -42,6 +42,13 @@ internal static class JournalSchema
             detail TEXT NOT NULL,
             recorded_at TEXT NOT NULL);
         CREATE INDEX ix_exceptions_type ON exceptions (type, id);
+        CREATE TABLE event_ids (
+            event_id TEXT NOT NULL PRIMARY KEY,
+            fingerprint TEXT NOT NULL);
+        CREATE TABLE reservation_ids (
+            reservation_id TEXT NOT NULL PRIMARY KEY,
+            fingerprint TEXT NOT NULL,
+            archived_view TEXT NULL);
         CREATE TABLE snapshots (
             last_seq BIGINT NOT NULL PRIMARY KEY,
             taken_at TEXT NOT NULL,
