@@ -63,6 +63,15 @@ public static class HubApp
         return app;
     }
 
+    /// <summary>The schema script of a store ("postgres" or "sqlite"), as the hub applies it on start.</summary>
+    public static string MigrationScript(string store)
+    {
+        using Storage.AdoJournal journal = store == "postgres"
+            ? new Storage.PostgresJournal("Host=localhost")
+            : new Storage.SqliteJournal(":memory:");
+        return journal.MigrationScript();
+    }
+
     private static async Task HandleException(HttpContext http)
     {
         http.Response.Headers[Correlation.Header] = http.CorrelationId();

@@ -1,4 +1,18 @@
 using Truestock.Server;
 
+if (args is ["print-migrations", ..])
+{
+    // For DBAs who apply schema changes themselves: the hub applies the same script on start.
+    var store = args.Length > 1 ? args[1] : "postgres";
+    if (store is not ("postgres" or "sqlite"))
+    {
+        await Console.Error.WriteLineAsync("usage: Truestock.Server print-migrations [postgres|sqlite]");
+        return 2;
+    }
+    Console.Write(HubApp.MigrationScript(store));
+    return 0;
+}
+
 var app = HubApp.Build(args);
 await app.RunAsync();
+return 0;

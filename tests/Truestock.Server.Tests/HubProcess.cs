@@ -48,7 +48,8 @@ public sealed class HubProcess(params string[] storageArgs) : IDisposable
         try
         {
             var response = await Client.GetAsync("/health/ready");
-            return JsonDocument.Parse(await response.Content.ReadAsStringAsync()).RootElement.GetProperty("role").GetString();
+            var body = JsonDocument.Parse(await response.Content.ReadAsStringAsync()).RootElement;
+            return body.TryGetProperty("role", out var role) ? role.GetString() : null;
         }
         catch (HttpRequestException)
         {

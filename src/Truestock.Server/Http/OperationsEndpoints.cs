@@ -13,21 +13,32 @@ internal static class OperationsEndpoints
         app.MapGet("/health/live", () => Results.Ok(new { status = "live" })).WithTags("Operations").WithSummary("200 while the process runs.");
         app.MapGet("/health/ready", (Sequencer engine) =>
             {
+                var role = engine.Role;
+                string? problem = null;
+                if (role == EngineRole.Writer)
+                {
+                    try
+                    {
+                        engine.Journal.Ping();
+                    }
+                    catch (System.Data.Common.DbException ex)
+                    {
+                        // The writer cannot reach its store: it will not acknowledge writes, so it is not ready.
+                        problem = ex.Message;
+                    }
+                }
+                var ready = role == EngineRole.Writer && problem is null;
                 var body = new
                 {
-                    status = engine.Role == EngineRole.Writer ? "ready" : "not-ready",
-                    role = engine.Role.ToString().ToLowerInvariant(),
+                    status = ready ? "ready" : "not-ready",
+                    role = role.ToString().ToLowerInvariant(),
                     journalSeq = engine.AppliedSeq,
                     stalenessSeconds = Math.Round(engine.Staleness.TotalSeconds, 3),
+                    detail = problem,
                 };
-                if (engine.Role != EngineRole.Writer)
-                {
-                    return Results.Json(body, statusCode: StatusCodes.Status503ServiceUnavailable);
-                }
-                engine.Journal.Ping();
-                return Results.Ok(body);
+                return ready ? Results.Ok(body) : Results.Json(body, statusCode: StatusCodes.Status503ServiceUnavailable);
             }).WithTags("Operations")
-            .WithSummary("200 when this hub is the writer and its journal answers; 503 while recovering or on standby (the body says which, and how stale a standby's reads are).");
+            .WithSummary("200 when this hub is the writer and its store answers; 503 while recovering, on standby or cut off from the store (the body says which, and how stale a standby's reads are).");
         app.MapGet("/metrics", (HubMetrics metrics) => Results.Text(metrics.Render(), "text/plain; version=0.0.4; charset=utf-8"))
             .WithTags("Operations").WithSummary("Prometheus metrics.");
         app.MapGet("/v1/exceptions", GetExceptions).WithTags("Operations").RequireScope(Scopes.Admin)
