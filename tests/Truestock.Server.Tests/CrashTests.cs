@@ -82,15 +82,7 @@ public sealed class CrashTests
         using (var hub = new HubProcess(storage.HubArgs))
         {
             await hub.Start();
-            var ledger = new List<JsonElement>();
-            string? after = null;
-            do
-            {
-                var page = JsonDocument.Parse(await hub.Client.GetStringAsync($"/v1/positions/K/WH1/ledger?limit=1000{(after is null ? "" : "&after=" + after)}")).RootElement;
-                ledger.AddRange(page.GetProperty("entries").EnumerateArray().Select(e => e.Clone()));
-                after = page.TryGetProperty("next", out var next) ? next.GetString() : null;
-            }
-            while (after is not null);
+            var ledger = await HubServer.WholeLedger(hub.Client, "K", "WH1");
 
             var appliedEvents = ledger.Where(e => e.GetProperty("type").GetString() == "received")
                 .Select(e => e.GetProperty("eventId").GetString()!).ToList();

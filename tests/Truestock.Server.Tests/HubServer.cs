@@ -161,6 +161,22 @@ public sealed class HubServer : IAsyncDisposable
         };
     }
 
+    /// <summary>Every ledger entry of a position, following the cursor through all pages.</summary>
+    public static async Task<List<JsonElement>> WholeLedger(HttpClient client, string sku, string locationId)
+    {
+        var entries = new List<JsonElement>();
+        string? after = null;
+        do
+        {
+            var page = JsonDocument.Parse(await client.GetStringAsync(
+                $"/v1/positions/{sku}/{locationId}/ledger?limit=1000{(after is null ? "" : "&after=" + after)}")).RootElement;
+            entries.AddRange(page.GetProperty("entries").EnumerateArray().Select(e => e.Clone()));
+            after = page.TryGetProperty("next", out var next) ? next.GetString() : null;
+        }
+        while (after is not null);
+        return entries;
+    }
+
     /// <summary>One position's quantities from GET /v1/availability/{sku}.</summary>
     public async Task<JsonElement> Position(string sku, string locationId)
     {

@@ -63,15 +63,7 @@ public sealed class PostgresFailoverTests(ITestOutputHelper output)
     /// <summary>Every acknowledged request is in the ledger, whole, exactly once, and onHand agrees.</summary>
     private static async Task AssertExactlyOnce(HttpClient client, IEnumerable<int> acknowledged)
     {
-        var ids = new List<string>();
-        string? after = null;
-        do
-        {
-            var page = JsonDocument.Parse(await client.GetStringAsync($"/v1/positions/F/WH1/ledger?limit=1000{(after is null ? "" : "&after=" + after)}")).RootElement;
-            ids.AddRange(page.GetProperty("entries").EnumerateArray().Select(e => e.GetProperty("eventId").GetString()!));
-            after = page.TryGetProperty("next", out var next) ? next.GetString() : null;
-        }
-        while (after is not null);
+        var ids = (await HubServer.WholeLedger(client, "F", "WH1")).Select(e => e.GetProperty("eventId").GetString()!).ToList();
 
         Assert.Equal(ids.Count, ids.Distinct().Count());
         var present = ids.ToHashSet();
