@@ -119,3 +119,30 @@ public sealed class DurabilityTests
         Assert.All(entries, e => Assert.Equal(JsonValueKind.String, e.GetProperty("recordedAt").ValueKind));
     }
 }
+
+public sealed class SingleWriterTests
+{
+    [Fact]
+    public async Task a_second_hub_on_the_same_store_is_a_standby_until_the_first_stops_then_takes_over()
+    {
+        await using var first = await HubServer.Start();
+        await first.Setup();
+        await first.Events(HubServer.Event("received", "A", "WH1", 4));
+        await using var second = await HubServer.StartOn(first.Storage, first.Time);
+
+        var ready = await second.Client.GetAsync("/health/ready");
+        Assert.Equal(System.Net.HttpStatusCode.ServiceUnavailable, ready.StatusCode);
+        Assert.Equal("standby", (await HubServer.Json(ready)).GetProperty("role").GetString());
+        Assert.Equal(4, (await second.Position("A", "WH1")).GetProperty("onHand").GetInt64());
+        var refused = await second.Post("/v1/events", new { events = new[] { HubServer.Event("received", "A", "WH1", 1) } });
+        Assert.Equal(System.Net.HttpStatusCode.ServiceUnavailable, refused.StatusCode);
+
+        await first.Stop();
+        await second.Advance(TimeSpan.FromSeconds(1));
+        await second.Advance(TimeSpan.FromSeconds(1));
+
+        Assert.Equal(System.Net.HttpStatusCode.OK, (await second.Client.GetAsync("/health/ready")).StatusCode);
+        Assert.Equal(["applied"], await second.Events(HubServer.Event("received", "A", "WH1", 1)));
+        Assert.Equal(5, (await second.Position("A", "WH1")).GetProperty("onHand").GetInt64());
+    }
+}

@@ -20,8 +20,11 @@ public sealed class HubServer : IAsyncDisposable
     private readonly string[] _extraArgs;
     private WebApplication? _app;
 
-    private HubServer(TestStorage storage, FakeTimeProvider time, string[] extraArgs)
+    private readonly bool _ownsStorage;
+
+    private HubServer(TestStorage storage, FakeTimeProvider time, string[] extraArgs, bool ownsStorage = true)
     {
+        _ownsStorage = ownsStorage;
         Storage = storage;
         Time = time;
         _extraArgs = extraArgs;
@@ -40,6 +43,14 @@ public sealed class HubServer : IAsyncDisposable
     public static async Task<HubServer> Start(params string[] extraArgs)
     {
         var server = new HubServer(await TestStorage.Create(), new FakeTimeProvider(Epoch), extraArgs);
+        await server.Boot();
+        return server;
+    }
+
+    /// <summary>Starts a second hub on another hub's store (which stays owned by the first).</summary>
+    public static async Task<HubServer> StartOn(TestStorage storage, FakeTimeProvider time, params string[] extraArgs)
+    {
+        var server = new HubServer(storage, time, extraArgs, ownsStorage: false);
         await server.Boot();
         return server;
     }
@@ -89,7 +100,10 @@ public sealed class HubServer : IAsyncDisposable
     public async ValueTask DisposeAsync()
     {
         await Stop();
-        await Storage.DisposeAsync();
+        if (_ownsStorage)
+        {
+            await Storage.DisposeAsync();
+        }
     }
 
     // ------------------------------------------------------------------ helpers for tests

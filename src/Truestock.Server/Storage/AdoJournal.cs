@@ -362,8 +362,16 @@ internal abstract class AdoJournal : IDisposable
 
     public void Dispose()
     {
-        DisposeWriter();
+        Dispose(disposing: true);
         GC.SuppressFinalize(this);
+    }
+
+    protected virtual void Dispose(bool disposing)
+    {
+        if (disposing)
+        {
+            DisposeWriter();
+        }
     }
 
     private void DisposeWriter()

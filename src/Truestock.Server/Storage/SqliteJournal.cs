@@ -12,6 +12,7 @@ internal sealed class SqliteJournal : AdoJournal
     private static readonly string[] Schema = JournalSchema.Migrations("BLOB");
     private readonly string _path;
     private readonly string _connectionString;
+    private FileStream? _writerLock;
 
     public SqliteJournal(string path)
     {
@@ -41,6 +42,38 @@ internal sealed class SqliteJournal : AdoJournal
         var c = Connect();
         Execute(c, "PRAGMA journal_mode=WAL;");
         return c;
+    }
+
+    /// <summary>
+    /// Two processes must never both decide on one file (each would sell the same units). The
+    /// writer holds an exclusive lock on "FILE.lock" for its lifetime; a second hub on the same
+    /// file cannot take it and runs as a read-only standby until the first one exits.
+    /// </summary>
+    protected override bool TryLockWriter(DbConnection writer)
+    {
+        if (_writerLock is not null)
+        {
+            return true;
+        }
+        try
+        {
+            _writerLock = new FileStream(_path + ".lock", FileMode.OpenOrCreate, FileAccess.ReadWrite, FileShare.None);
+            return true;
+        }
+        catch (IOException)
+        {
+            return false;
+        }
+    }
+
+    protected override void Dispose(bool disposing)
+    {
+        if (disposing)
+        {
+            _writerLock?.Dispose();
+            _writerLock = null;
+        }
+        base.Dispose(disposing);
     }
 
     private SqliteConnection Connect()
