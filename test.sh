@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs every test of the solution, on both stores. On a fresh machine it does its own set-up:
-# it installs PostgreSQL from Debian's packages when absent and starts a throwaway server on
-# 127.0.0.1 for the tests, then stops it. Results go to artifacts/test-results/*.trx; the last
+# it installs PostgreSQL and RabbitMQ from Debian's packages when absent and starts a throwaway
+# server of each on 127.0.0.1 for the tests, then stops them. Results go to artifacts/test-results/*.trx; the last
 # line printed is "N passed, N failed".
 set -uo pipefail
 cd "$(dirname "$0")"
@@ -15,14 +15,19 @@ fi
 
 # ---------------------------------------------------------------- PostgreSQL
 pg_bin() { ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1; }
-if [ -z "$(pg_bin)" ]; then
+RMQ_BIN=/usr/lib/rabbitmq/bin
+missing=()
+[ -z "$(pg_bin)" ] && missing+=(postgresql)
+[ -x "$RMQ_BIN/rabbitmq-server" ] || missing+=(rabbitmq-server)
+if [ ${#missing[@]} -gt 0 ]; then
   if [ "$(id -u)" -ne 0 ]; then
-    echo "test.sh: PostgreSQL is not installed. Install it (sudo apt-get install -y postgresql) and run again." >&2
+    echo "test.sh: ${missing[*]} not installed. Install (sudo apt-get install -y ${missing[*]}) and run again." >&2
     exit 2
   fi
-  say "Installing PostgreSQL from Debian's packages (once per machine)…"
+  say "Installing ${missing[*]} from Debian's packages (once per machine; a minute or two)…"
   export DEBIAN_FRONTEND=noninteractive
-  apt-get update -q >/dev/null && apt-get install -y -q postgresql >/dev/null || { echo "test.sh: apt-get install postgresql failed." >&2; exit 2; }
+  apt-get update -q >/dev/null && apt-get install -y -q "${missing[@]}" >/dev/null \
+    || { echo "test.sh: apt-get install ${missing[*]} failed; see the output above." >&2; exit 2; }
 fi
 PGBIN=$(pg_bin)
 PGPORT=${TRUESTOCK_TEST_PGPORT:-55432}
@@ -43,7 +48,38 @@ as_pg "$PGBIN/initdb" -D "$PGDATA_DIR" -U postgres -A trust -E UTF8 >"$PGDATA_DI
 as_pg "$PGBIN/pg_ctl" -D "$PGDATA_DIR" -l "$PGDATA_DIR/server.log" -w -t 60 \
   -o "-p $PGPORT -c listen_addresses=127.0.0.1 -k $PGDATA_DIR -c max_connections=300 -c fsync=on -c synchronous_commit=on" start >/dev/null \
   || { cat "$PGDATA_DIR/server.log" >&2; echo "test.sh: PostgreSQL did not start." >&2; exit 2; }
-trap 'as_pg "$PGBIN/pg_ctl" -D "$PGDATA_DIR" stop -m fast >/dev/null 2>&1 || true' EXIT
+
+# ---------------------------------------------------------------- RabbitMQ
+RMQ_PORT=${TRUESTOCK_TEST_RMQPORT:-56720}
+RMQ_DIR=${TMPDIR:-/tmp}/truestock-test-rabbitmq-$RMQ_PORT
+export RABBITMQ_NODENAME=truestock-test@localhost RABBITMQ_NODE_IP_ADDRESS=127.0.0.1 RABBITMQ_NODE_PORT=$RMQ_PORT \
+  RABBITMQ_DIST_PORT=$((RMQ_PORT + 1)) RABBITMQ_MNESIA_BASE=$RMQ_DIR/mnesia RABBITMQ_LOG_BASE=$RMQ_DIR/log \
+  RABBITMQ_PID_FILE=$RMQ_DIR/pid RABBITMQ_ENABLED_PLUGINS_FILE=$RMQ_DIR/enabled_plugins ERL_EPMD_ADDRESS=127.0.0.1
+"$RMQ_BIN/rabbitmqctl" -n "$RABBITMQ_NODENAME" stop >/dev/null 2>&1 || true
+cleanup() {
+  "$RMQ_BIN/rabbitmqctl" -n "$RABBITMQ_NODENAME" stop >/dev/null 2>&1 || true
+  as_pg "$PGBIN/pg_ctl" -D "$PGDATA_DIR" stop -m fast >/dev/null 2>&1 || true
+}
+trap cleanup EXIT
+rm -rf "$RMQ_DIR"
+mkdir -p "$RMQ_DIR"
+echo "[]." > "$RMQ_DIR/enabled_plugins"
+say "Starting RabbitMQ on 127.0.0.1:$RMQ_PORT…"
+"$RMQ_BIN/rabbitmq-server" -detached >/dev/null 2>&1
+rmq_up=0
+for _ in $(seq 1 90); do
+  if "$RMQ_BIN/rabbitmqctl" -n "$RABBITMQ_NODENAME" await_startup --timeout 5 >/dev/null 2>&1; then rmq_up=1; break; fi
+  sleep 1
+done
+if [ $rmq_up -ne 1 ]; then
+  cat "$RMQ_DIR"/log/*.log 2>/dev/null | tail -30 >&2
+  echo "test.sh: RabbitMQ did not start within 90 s." >&2
+  exit 2
+fi
+
+export TRUESTOCK_TEST_RABBITMQ="amqp://guest:guest@127.0.0.1:$RMQ_PORT/"
+export TRUESTOCK_TEST_RABBITMQCTL="$RMQ_BIN/rabbitmqctl"
+export TRUESTOCK_TEST_RABBITMQ_NODE="$RABBITMQ_NODENAME"
 
 export TRUESTOCK_TEST_POSTGRES="Host=127.0.0.1;Port=$PGPORT;Username=postgres;Database=postgres"
 export TRUESTOCK_TEST_PGBIN="$PGBIN"

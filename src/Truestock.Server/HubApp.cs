@@ -32,6 +32,10 @@ public static class HubApp
         builder.Services.AddSingleton<ApiKeys>();
         builder.Services.AddSingleton<Sequencer>();
         builder.Services.AddHostedService(sp => sp.GetRequiredService<Sequencer>());
+        if (!string.IsNullOrWhiteSpace(options.RabbitMq.Uri))
+        {
+            builder.Services.AddHostedService<Ingestion.RabbitMqConsumer>();
+        }
         builder.Services.AddProblemDetails();
         builder.Services.AddRateLimiter(o => ClientRateLimit.Configure(o, options.ClientRequestsPerSecondMax));
         builder.Services.AddOpenApi();

@@ -38,6 +38,9 @@ public sealed class HubOptions
     /// </summary>
     public int ClientRequestsPerSecondMax { get; set; }
 
+    /// <summary>The message-broker consumer; off unless <see cref="RabbitMqOptions.Uri"/> is set.</summary>
+    public RabbitMqOptions RabbitMq { get; set; } = new();
+
     /// <summary>API keys; when empty, the API is open (development). Each key has scopes.</summary>
     public List<ApiKeyOptions> ApiKeys { get; set; } = [];
 }
@@ -53,4 +56,26 @@ public sealed class ApiKeyOptions
 
     /// <summary>Scopes: events:write, reservations:write, availability:read, admin.</summary>
     public List<string> Scopes { get; set; } = [];
+}
+
+/// <summary>Where and how the hub consumes canonical events from RabbitMQ.</summary>
+public sealed class RabbitMqOptions
+{
+    /// <summary>AMQP URI, e.g. amqp://user:password@127.0.0.1:5672/vhost. Empty turns the consumer off.</summary>
+    public string? Uri { get; set; }
+
+    /// <summary>Queue to consume (declared durable, dead-lettering to <see cref="DeadLetterExchange"/>).</summary>
+    public string Queue { get; set; } = "truestock.events";
+
+    /// <summary>Exchange that receives poison messages, with the reason in headers.</summary>
+    public string DeadLetterExchange { get; set; } = "truestock.events.dead";
+
+    /// <summary>Queue bound to the dead-letter exchange, where operators find poison messages.</summary>
+    public string DeadLetterQueue { get; set; } = "truestock.events.dead";
+
+    /// <summary>Most unacknowledged messages in flight (1–10,000): they are decided together in group commits.</summary>
+    public int PrefetchCountMax { get; set; } = 256;
+
+    /// <summary>Largest message body accepted; larger ones are dead-lettered.</summary>
+    public int MessageBytesMax { get; set; } = 4 * 1024 * 1024;
 }

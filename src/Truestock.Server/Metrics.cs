@@ -23,6 +23,9 @@ internal sealed class HubMetrics
     private long _journalFailures;
     private long _queueRejected;
     private long _expired;
+    private long _brokerAcked;
+    private long _brokerDeadLettered;
+    private long _brokerRequeued;
 
     public long QueueDepth;
     public long Positions;
@@ -62,6 +65,24 @@ internal sealed class HubMetrics
 
     public void Expired(int count) => Interlocked.Add(ref _expired, count);
 
+    public void BrokerMessage(string outcome)
+    {
+        switch (outcome)
+        {
+            case "acked":
+                Interlocked.Increment(ref _brokerAcked);
+                break;
+            case "dead_lettered":
+                Interlocked.Increment(ref _brokerDeadLettered);
+                break;
+            case "requeued":
+                Interlocked.Increment(ref _brokerRequeued);
+                break;
+            default:
+                throw new ArgumentOutOfRangeException(nameof(outcome), outcome, "Unknown broker outcome.");
+        }
+    }
+
     public string Render()
     {
         var sb = new StringBuilder(4096);
@@ -77,6 +98,10 @@ internal sealed class HubMetrics
         }
         Header(sb, "truestock_reservations_expired_total", "counter", "Held reservations that expired.");
         Line(sb, "truestock_reservations_expired_total", Interlocked.Read(ref _expired));
+        Header(sb, "truestock_broker_messages_total", "counter", "RabbitMQ messages by outcome: acked after durable, dead-lettered, requeued.");
+        Line(sb, "truestock_broker_messages_total{outcome=\"acked\"}", Interlocked.Read(ref _brokerAcked));
+        Line(sb, "truestock_broker_messages_total{outcome=\"dead_lettered\"}", Interlocked.Read(ref _brokerDeadLettered));
+        Line(sb, "truestock_broker_messages_total{outcome=\"requeued\"}", Interlocked.Read(ref _brokerRequeued));
         Header(sb, "truestock_oversells_total", "counter", "Oversell exceptions raised.");
         Line(sb, "truestock_oversells_total", Interlocked.Read(ref _exceptionsOversell));
         Header(sb, "truestock_oversold_units_total", "counter", "Units oversold, summed over oversell exceptions.");

@@ -30,23 +30,47 @@ internal static class EventEndpoints
         }
         using var _ = doc;
         var input = new JsonInput();
+        var events = ParseBatch(doc!.RootElement, input, http.CorrelationId());
+        if (input.Result() is { } invalid)
+        {
+            return invalid;
+        }
+        var outcomes = await Apply(engine, metrics, events);
+        var results = new EventResultView[outcomes.Length];
+        for (var i = 0; i < outcomes.Length; i++)
+        {
+            var o = outcomes[i];
+            results[i] = new EventResultView(events[i].EventId, Shard.StatusName(o.Status),
+                o.ErrorType is null ? null : new EventErrorView(Problems.TypeBase + o.ErrorType, o.ErrorDetail!));
+        }
+        return Results.Ok(new EventsResponse(results));
+    }
+
+    /// <summary>Parses <c>{ "events": [ 1 to 1,000 events ] }</c>; problems are collected in <paramref name="input"/>.</summary>
+    public static List<StockEvent> ParseBatch(JsonElement root, JsonInput input, string correlationId)
+    {
         var events = new List<StockEvent>();
-        if (input.Array(doc!.RootElement, "events", "events", required: true, 1, Limits.EventsPerRequestMax) is { } array)
+        if (input.Array(root, "events", "events", required: true, 1, Limits.EventsPerRequestMax) is { } array)
         {
             var i = 0;
             foreach (var item in array.EnumerateArray())
             {
                 var path = $"events[{i++}]";
-                if (input.IsObject(item, path) && Parse(item, path, input, http.CorrelationId()) is { } e)
+                if (input.IsObject(item, path) && Parse(item, path, input, correlationId) is { } e)
                 {
                     events.Add(e);
                 }
             }
         }
-        if (input.Result() is { } invalid)
-        {
-            return invalid;
-        }
+        return events;
+    }
+
+    /// <summary>
+    /// Decides validated events through the engine and returns once they are durable. Every way
+    /// in (HTTP, the message broker) comes through here, with the same idempotency and results.
+    /// </summary>
+    public static async Task<EventOutcome[]> Apply(Sequencer engine, HubMetrics metrics, List<StockEvent> events)
+    {
         if (engine.HasForgotten)
         {
             // Ids older than the in-memory retention are looked up durably, so a duplicate stays a
@@ -62,15 +86,11 @@ internal static class EventEndpoints
         }
         var outcomes = await engine.Submit(new Work<StockEvent[], EventOutcome[]>(CommandKinds.Events, events.ToArray(),
             CommandKinds.DecideEvents, static r => r.Any(o => o.Journaled)));
-        var results = new EventResultView[outcomes.Length];
-        for (var i = 0; i < outcomes.Length; i++)
+        foreach (var o in outcomes)
         {
-            var o = outcomes[i];
             metrics.Event((int)o.Status);
-            results[i] = new EventResultView(events[i].EventId, Shard.StatusName(o.Status),
-                o.ErrorType is null ? null : new EventErrorView(Problems.TypeBase + o.ErrorType, o.ErrorDetail!));
         }
-        return Results.Ok(new EventsResponse(results));
+        return outcomes;
     }
 
     /// <summary>Validates one event's shape and the type's quantity rules; state-dependent checks are the engine's.</summary>

@@ -52,6 +52,11 @@ internal sealed partial class JsonInput
         return _malformed ? Problems.Malformed(detail, errors) : Problems.Invalid(detail, errors);
     }
 
+    /// <summary>The collected errors as one line (for dead letters), or null when there are none.</summary>
+    public string? Describe() => HasErrors
+        ? string.Join("; ", _errors.Select(kv => $"{kv.Key}: {string.Join(" ", kv.Value)}"))
+        : null;
+
     /// <summary>Reads the body as one JSON object, within the size limit.</summary>
     public static async Task<(JsonDocument? Document, IResult? Error)> ReadObject(HttpRequest request, long limitBytes)
     {
