@@ -12,6 +12,7 @@ namespace Truestock.Server.Tests;
 /// the same data file: every acknowledged write must be there exactly once, and no request that
 /// was not acknowledged may be half applied.
 /// </summary>
+[Collection(Disruptive.Name)]
 public sealed class CrashTests
 {
     private const int EventsPerRequest = 5;

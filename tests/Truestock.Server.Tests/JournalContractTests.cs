@@ -185,7 +185,7 @@ public sealed class JournalContractTests : IAsyncLifetime
     }
 
     [Fact]
-    public void only_one_writer_at_a_time_on_postgres_and_the_lock_passes_on_when_the_writer_closes()
+    public void only_one_writer_at_a_time_and_the_writer_role_passes_on_when_the_writer_closes()
     {
         using var first = NewJournal();
         first.Open();
@@ -193,17 +193,10 @@ public sealed class JournalContractTests : IAsyncLifetime
         using var second = NewJournal();
         second.Open();
 
-        if (_storage.Backend == "postgres")
-        {
-            Assert.False(second.TryBecomeWriter());
-            Assert.Throws<InvalidOperationException>(() => second.Append([], new Effects(), []));
-            first.Dispose();
-            Assert.True(second.TryBecomeWriter());
-        }
-        else
-        {
-            // A SQLite file belongs to the one process that opened it; there is no standby role.
-            Assert.True(second.TryBecomeWriter());
-        }
+        // PostgreSQL: the advisory lock; SQLite: the exclusive lock file beside the data file.
+        Assert.False(second.TryBecomeWriter());
+        Assert.Throws<InvalidOperationException>(() => second.Append([], new Effects(), []));
+        first.Dispose();
+        Assert.True(second.TryBecomeWriter());
     }
 }

@@ -13,6 +13,7 @@ namespace Truestock.Server.Tests;
 /// the run, and never skip.
 /// </summary>
 [Trait("Category", "Postgres")]
+[Collection(Disruptive.Name)]
 public sealed class PostgresFailoverTests(ITestOutputHelper output)
 {
     private const int EventsPerRequest = 4;

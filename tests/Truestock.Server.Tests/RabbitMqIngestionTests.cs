@@ -10,6 +10,7 @@ namespace Truestock.Server.Tests;
 /// are acknowledged only once durable, poison goes to the dead-letter exchange with its reason,
 /// redeliveries are duplicates, and a broker restart loses nothing.
 /// </summary>
+[Collection(Disruptive.Name)]
 public sealed class RabbitMqIngestionTests : IAsyncLifetime
 {
     private readonly string _queue = "ts-test-" + Guid.NewGuid().ToString("N")[..12];
