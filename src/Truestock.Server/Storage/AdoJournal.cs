@@ -374,8 +374,17 @@ internal abstract class AdoJournal : IDisposable
         }
     }
 
+    /// <summary>Lets a dialect give up the writer role explicitly before its connection closes.</summary>
+    protected virtual void ReleaseWriter(DbConnection writer)
+    {
+    }
+
     private void DisposeWriter()
     {
+        if (_writer is { State: System.Data.ConnectionState.Open } open && _insertCommand is not null)
+        {
+            ReleaseWriter(open);
+        }
         foreach (var statement in new[] { _insertCommand, _insertLedger, _insertException, _insertEventId, _insertReservationId, _archiveReservation })
         {
             statement?.Dispose();

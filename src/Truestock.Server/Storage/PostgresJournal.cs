@@ -58,6 +58,22 @@ internal sealed class PostgresJournal(string connectionString) : AdoJournal
         cmd.ExecuteNonQuery();
     }
 
+    protected override void ReleaseWriter(DbConnection writer)
+    {
+        // The session's end would release the lock too, but only once the server has noticed; unlocking
+        // first hands the writer role over at once on a graceful stop.
+        try
+        {
+            using var cmd = writer.CreateCommand();
+            cmd.CommandText = $"SELECT pg_advisory_unlock({WriterLockKey})";
+            cmd.ExecuteNonQuery();
+        }
+        catch (NpgsqlException)
+        {
+            // The connection is already broken: the server ends the session and releases the lock itself.
+        }
+    }
+
     protected override bool TryLockWriter(DbConnection writer)
     {
         using var cmd = writer.CreateCommand();
