@@ -285,12 +285,7 @@ public sealed partial class Shard
         {
             if (seq > last + 1)
             {
-                var missing = seq - last - 1;
-                var listed = Math.Min(missing, Limits.GapNumbersListedMax);
-                var numbers = string.Join(", ", Enumerable.Range(0, (int)listed).Select(i => (last + 1 + i).ToString(System.Globalization.CultureInfo.InvariantCulture)));
-                var more = missing > listed ? $" and {missing - listed} more (up to {seq - 1})" : "";
-                Raise(fx, ExceptionTypes.SequenceGap, pos, e.EventId, null, e.Source, missing,
-                    $"Source '{e.Source}' skipped {missing} sequence number(s): {numbers}{more}.", now);
+                Raise(fx, ExceptionTypes.SequenceGap, pos, e.EventId, null, e.Source, seq - last - 1, GapDetail(e.Source, last, seq), now);
             }
             if (seq <= last)
             {
@@ -298,6 +293,16 @@ public sealed partial class Shard
             }
         }
         _sourceSeqs[e.Source] = seq;
+    }
+
+    // Kept out of CheckSourceSequence so that its closure is only allocated when there is a gap to describe.
+    private static string GapDetail(string source, long last, long seq)
+    {
+        var missing = seq - last - 1;
+        var listed = Math.Min(missing, Limits.GapNumbersListedMax);
+        var numbers = string.Join(", ", Enumerable.Range(0, (int)listed).Select(i => (last + 1 + i).ToString(System.Globalization.CultureInfo.InvariantCulture)));
+        var more = missing > listed ? $" and {missing - listed} more (up to {seq - 1})" : "";
+        return $"Source '{source}' skipped {missing} sequence number(s): {numbers}{more}.";
     }
 
     private EventOutcome Reject(StockEvent e, DateTimeOffset now, Effects fx, string type, string detail)
