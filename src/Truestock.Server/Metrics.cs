@@ -10,8 +10,10 @@ namespace Truestock.Server;
 internal sealed class HubMetrics
 {
     private static readonly double[] LatencyBucketsSeconds = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5];
-    private static readonly string[] EventStatuses = ["applied", "duplicate", "superseded", "stale", "rejected"];
-    private static readonly string[] ReservationOutcomes = ["created", "existing", "changed", "unchanged", "conflict", "insufficient", "not_found", "invalid", "illegal_state", "forgotten"];
+    // Labels come from the enums themselves, so a new status or outcome can never index past them.
+    private static readonly string[] EventStatuses = Enum.GetValues<Core.EventStatus>().Select(Core.Shard.StatusName).ToArray();
+    private static readonly string[] ReservationOutcomes = Enum.GetValues<Core.ReservationResult>()
+        .Select(r => System.Text.RegularExpressions.Regex.Replace(r.ToString(), "(?<=[a-z])([A-Z])", "_$1").ToLowerInvariant()).ToArray();
 
     private readonly long[] _events = new long[EventStatuses.Length];
     private readonly long[] _reservations = new long[ReservationOutcomes.Length];

@@ -215,8 +215,9 @@ internal sealed class Sequencer : IHostedService, IDisposable
         _metrics.RecoveryMilliseconds = watch.ElapsedMilliseconds;
         _metrics.JournalSeq = seq;
         PublishGauges();
-        _log.LogInformation("Recovered {Positions} positions from snapshot plus {Replayed} journal records in {Ms} ms ({Store}).",
-            shard.PositionCount, replayed, watch.ElapsedMilliseconds, _journal.Description);
+        _log.LogInformation("Recovered {Positions} positions from {Snapshot} plus {Replayed} journal commands in {Ms} ms ({Store}).",
+            shard.PositionCount, snapshot is null ? "no snapshot" : $"the snapshot at seq {snapshot.Value.LastSeq}", replayed,
+            watch.ElapsedMilliseconds, _journal.Description);
     }
 
     /// <summary>Replays the journal after <paramref name="seq"/> into <paramref name="shard"/>.</summary>
