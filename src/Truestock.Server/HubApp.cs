@@ -2,6 +2,7 @@ using Microsoft.AspNetCore.Diagnostics;
 using Microsoft.AspNetCore.Http.Json;
 using Truestock.Server.Engine;
 using Truestock.Server.Http;
+using Truestock.Server.Ingestion;
 
 namespace Truestock.Server;
 
@@ -36,6 +37,9 @@ public static class HubApp
         {
             builder.Services.AddHostedService<Ingestion.RabbitMqConsumer>();
         }
+        // --- services: channel sync
+        // --- services: file imports
+        // --- services: Shopify webhooks in
         builder.Services.AddProblemDetails();
         builder.Services.AddRateLimiter(o => ClientRateLimit.Configure(o, options.ClientRequestsPerSecondMax));
         builder.Services.AddOpenApi();
@@ -64,6 +68,11 @@ public static class HubApp
         app.MapReservations();
         app.MapAvailability();
         app.MapOperations();
+        // --- channel sync (publisher, dead letters)
+        // --- file imports (CSV)
+        app.MapImports();
+        // --- Shopify webhooks in
+        app.MapShopifyWebhooks();
         return app;
     }
 
