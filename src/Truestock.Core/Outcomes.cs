@@ -23,6 +23,8 @@ public static class RejectionTypes
     public const string InsufficientStock = "insufficient-stock";
     /// <summary>A reservation cannot make this state change.</summary>
     public const string IllegalState = "illegal-state";
+    /// <summary>A value outside its allowed range reached the engine.</summary>
+    public const string Validation = "validation";
 }
 
 /// <summary>The engine's answer to one event.</summary>

@@ -25,7 +25,8 @@ public sealed record ShardState(
     IReadOnlyList<ReservationState> Reservations,
     IReadOnlyList<SeenEventState> Events,
     IReadOnlyDictionary<string, long> SourceSequences,
-    bool HasForgotten = false);
+    bool HasForgotten = false,
+    IReadOnlyList<ChannelDegradation>? Degradations = null);
 
 public sealed partial class Shard
 {
@@ -48,7 +49,8 @@ public sealed partial class Shard
             r.Lines.Select(l => new ReservationLineState(l.Sku, l.Quantity, l.LocationId, l.Shipped)).ToArray())).ToList();
         var events = _events.Select(kv => new SeenEventState(kv.Key, kv.Value.Fingerprint.Hi, kv.Value.Fingerprint.Lo, kv.Value.RecordedAt)).ToList();
         return new ShardState(_locations.Values.ToList(), _channels.Values.ToList(), positions, reservations, events,
-            new Dictionary<string, long>(_sourceSeqs, StringComparer.Ordinal), HasForgotten);
+            new Dictionary<string, long>(_sourceSeqs, StringComparer.Ordinal), HasForgotten,
+            _degradations.Select(kv => new ChannelDegradation(kv.Key, kv.Value.Units, kv.Value.Percent, "snapshot")).ToList());
     }
 
     /// <summary>Builds a shard from exported state.</summary>
@@ -110,6 +112,10 @@ public sealed partial class Shard
             shard._sourceSeqs[source] = seq;
         }
         shard.HasForgotten = state.HasForgotten;
+        foreach (var d in state.Degradations ?? [])
+        {
+            shard._degradations[d.ChannelId] = new DegradationBuffer(d.Units, d.Percent);
+        }
         return shard;
     }
 

@@ -43,6 +43,9 @@ public sealed partial class Shard
     /// <summary>Declared channels.</summary>
     public IEnumerable<Channel> Channels => _channels.Values;
 
+    /// <summary>Every SKU with at least one position.</summary>
+    public IEnumerable<string> Skus => _skus.Keys;
+
     /// <summary>Looks up a location.</summary>
     public Location? FindLocation(string id) => _locations.GetValueOrDefault(id);
 
@@ -79,7 +82,8 @@ public sealed partial class Shard
     /// <summary>
     /// Available-to-sell of a SKU on a channel:
     /// clamp(floor(pool · p / 100) − buffer − degradationBuffer, 0, max), where pool sums the
-    /// non-negative available of the sourcing locations.
+    /// non-negative available of the sourcing locations and degradationBuffer is the channel's
+    /// current <see cref="DegradationBuffer"/> (see <see cref="SetDegradation"/>).
     /// </summary>
     public long Ats(Channel channel, string sku)
     {
@@ -89,9 +93,9 @@ public sealed partial class Shard
         {
             pool += Math.Max(0, AvailableAt(sku, loc));
         }
-        // Degradation buffers come with channel sync; until then confidence is always full.
-        const long degradationBuffer = 0;
-        var ats = (pool * channel.AllocationPercent / 100) - channel.BufferUnits - degradationBuffer;
+        var share = pool * channel.AllocationPercent / 100;
+        var degradation = _degradations.Count == 0 ? 0 : DegradationOf(channel.Id).UnitsFor(share);
+        var ats = share - channel.BufferUnits - degradation;
         if (ats < 0)
         {
             return 0;

@@ -29,6 +29,12 @@ public sealed class HubOptions
     /// <summary>How long event ids and ended reservations are remembered for idempotency.</summary>
     public int IdempotencyRetentionDays { get; set; } = Limits.IdempotencyRetentionDaysDefault;
 
+    /// <summary>How often channel publishers look for due retries when no change wakes them.</summary>
+    public int ChannelPollMilliseconds { get; set; } = 200;
+
+    /// <summary>Time limit of one HTTP call to a channel's API.</summary>
+    public int ChannelHttpTimeoutSeconds { get; set; } = 30;
+
     /// <summary>Largest request body.</summary>
     public long RequestBodyBytesMax { get; set; } = 4 * 1024 * 1024;
 

@@ -38,6 +38,9 @@ internal sealed class HubMetrics
     /// <summary>Reads the engine's role and standby staleness at scrape time.</summary>
     public Func<(string Role, double StalenessSeconds)>? EngineState { get; set; }
 
+    /// <summary>Reads the channel publishers' figures at scrape time.</summary>
+    public Func<IEnumerable<Channels.ChannelSyncStats>>? ChannelStats { get; set; }
+
     public void Event(int status) => Interlocked.Increment(ref _events[status]);
 
     public void Reservation(int outcome) => Interlocked.Increment(ref _reservations[outcome]);
@@ -135,11 +138,48 @@ internal sealed class HubMetrics
             Header(sb, "truestock_standby_staleness_seconds", "gauge", "How far behind the journal a standby's reads may be (0 on the writer).");
             sb.Append("truestock_standby_staleness_seconds ").Append(staleness.ToString(CultureInfo.InvariantCulture)).Append('\n');
         }
+        if (ChannelStats?.Invoke().OrderBy(c => c.ChannelId, StringComparer.Ordinal).ToList() is { Count: > 0 } channels)
+        {
+            RenderChannels(sb, channels);
+        }
         Header(sb, "truestock_journal_commit_seconds", "histogram", "Time to append and fsync one group-commit batch.");
         _commit.Render(sb, "truestock_journal_commit_seconds");
         Header(sb, "truestock_batch_commands", "histogram", "Commands per group-commit batch.");
         _batchSize.Render(sb, "truestock_batch_commands");
         return sb.ToString();
+    }
+
+    private static void RenderChannels(StringBuilder sb, List<Channels.ChannelSyncStats> channels)
+    {
+        static string L(Channels.ChannelSyncStats c) => $"{{channel=\"{c.ChannelId}\",kind=\"{c.Kind}\"}}";
+        Header(sb, "truestock_channel_backlog", "gauge", "Publications pending for the channel (coalesced: one per SKU).");
+        channels.ForEach(c => Line(sb, "truestock_channel_backlog" + L(c), Interlocked.Read(ref c.Backlog)));
+        Header(sb, "truestock_channel_oldest_pending_seconds", "gauge", "Age of the oldest change the channel has not acknowledged.");
+        channels.ForEach(c => sb.Append("truestock_channel_oldest_pending_seconds").Append(L(c)).Append(' ')
+            .Append(c.OldestPendingSeconds.ToString(CultureInfo.InvariantCulture)).Append('\n'));
+        Header(sb, "truestock_channel_dead_letters", "gauge", "Publications in the channel's dead-letter list.");
+        channels.ForEach(c => Line(sb, "truestock_channel_dead_letters" + L(c), Interlocked.Read(ref c.DeadLetters)));
+        Header(sb, "truestock_channel_degraded", "gauge", "1 while the channel's degradation buffer is applied.");
+        channels.ForEach(c => Line(sb, "truestock_channel_degraded" + L(c), c.Degradation.IsNone ? 0 : 1));
+        Header(sb, "truestock_channel_publications_total", "counter", "Publications by outcome: published, retried, dead_lettered.");
+        foreach (var c in channels)
+        {
+            var labels = $"channel=\"{c.ChannelId}\",kind=\"{c.Kind}\"";
+            Line(sb, $"truestock_channel_publications_total{{{labels},outcome=\"published\"}}", Interlocked.Read(ref c.Published));
+            Line(sb, $"truestock_channel_publications_total{{{labels},outcome=\"retried\"}}", Interlocked.Read(ref c.Retried));
+            Line(sb, $"truestock_channel_publications_total{{{labels},outcome=\"dead_lettered\"}}", Interlocked.Read(ref c.DeadLettered));
+        }
+        Header(sb, "truestock_channel_calls_total", "counter", "HTTP calls made to the channel by its connector.");
+        channels.ForEach(c => Line(sb, "truestock_channel_calls_total" + L(c), Interlocked.Read(ref c.Counters.Calls)));
+        Header(sb, "truestock_channel_throttles_total", "counter", "Channel answers that were throttle signals (429, THROTTLED, quota).");
+        channels.ForEach(c => Line(sb, "truestock_channel_throttles_total" + L(c), Interlocked.Read(ref c.Counters.Throttles)));
+        Header(sb, "truestock_channel_failures_total", "counter", "Failed calls to the channel (transport errors, 5xx, other 4xx).");
+        channels.ForEach(c => Line(sb, "truestock_channel_failures_total" + L(c), Interlocked.Read(ref c.Counters.Failures)));
+        Header(sb, "truestock_channel_publication_latency_seconds", "histogram", "From the ledger commit of a change to the channel's acknowledgement.");
+        foreach (var c in channels)
+        {
+            c.Latency.Render(sb, "truestock_channel_publication_latency_seconds", $"channel=\"{c.ChannelId}\",kind=\"{c.Kind}\",");
+        }
     }
 
     private static void Header(StringBuilder sb, string name, string type, string help) =>
@@ -149,7 +189,7 @@ internal sealed class HubMetrics
     private static void Line(StringBuilder sb, string series, long value) =>
         sb.Append(series).Append(' ').Append(value.ToString(CultureInfo.InvariantCulture)).Append('\n');
 
-    private sealed class Histogram(double[] bounds)
+    internal sealed class Histogram(double[] bounds)
     {
         private readonly long[] _counts = new long[bounds.Length + 1];
         private long _count;
@@ -167,19 +207,23 @@ internal sealed class HubMetrics
             Interlocked.Add(ref _sumMicros, (long)(value * 1_000_000));
         }
 
-        public void Render(StringBuilder sb, string name)
+        /// <summary>Renders the buckets; <paramref name="labels"/> (e.g. <c>channel="web",</c>) prefixes every series' labels.</summary>
+        public void Render(StringBuilder sb, string name, string labels = "")
         {
             long cumulative = 0;
             for (var i = 0; i < bounds.Length; i++)
             {
                 cumulative += Interlocked.Read(ref _counts[i]);
-                sb.Append(name).Append("_bucket{le=\"").Append(bounds[i].ToString(CultureInfo.InvariantCulture)).Append("\"} ")
+                sb.Append(name).Append("_bucket{").Append(labels).Append("le=\"").Append(bounds[i].ToString(CultureInfo.InvariantCulture)).Append("\"} ")
                   .Append(cumulative.ToString(CultureInfo.InvariantCulture)).Append('\n');
             }
             cumulative += Interlocked.Read(ref _counts[^1]);
-            sb.Append(name).Append("_bucket{le=\"+Inf\"} ").Append(cumulative.ToString(CultureInfo.InvariantCulture)).Append('\n');
-            sb.Append(name).Append("_sum ").Append((Interlocked.Read(ref _sumMicros) / 1_000_000.0).ToString(CultureInfo.InvariantCulture)).Append('\n');
-            sb.Append(name).Append("_count ").Append(Interlocked.Read(ref _count).ToString(CultureInfo.InvariantCulture)).Append('\n');
+            var braces = labels.Length == 0 ? "" : "{" + labels.TrimEnd(',') + "}";
+            sb.Append(name).Append("_bucket{").Append(labels).Append("le=\"+Inf\"} ").Append(cumulative.ToString(CultureInfo.InvariantCulture)).Append('\n');
+            sb.Append(name).Append("_sum").Append(braces).Append(' ').Append((Interlocked.Read(ref _sumMicros) / 1_000_000.0).ToString(CultureInfo.InvariantCulture)).Append('\n');
+            sb.Append(name).Append("_count").Append(braces).Append(' ').Append(Interlocked.Read(ref _count).ToString(CultureInfo.InvariantCulture)).Append('\n');
         }
+
+        public long Count => Interlocked.Read(ref _count);
     }
 }

@@ -27,6 +27,7 @@ internal static class CommandKinds
     public const string SetSafetyStock = "safety-stock.set";
     public const string Expire = "expire";
     public const string Prune = "prune";
+    public const string SetDegradation = "channel.degradation";
 
     public static readonly JsonSerializerOptions Json = new(JsonSerializerDefaults.Web)
     {
@@ -78,6 +79,9 @@ internal static class CommandKinds
                 break;
             case Prune:
                 shard.Prune(now, fx);
+                break;
+            case SetDegradation:
+                shard.SetDegradation(Read<ChannelDegradation>(record));
                 break;
             default:
                 throw new InvalidOperationException(

@@ -4,6 +4,7 @@ using System.Threading.Channels;
 using Microsoft.Extensions.Options;
 using Truestock.Core;
 using Truestock.Server.Storage;
+using Channel = Truestock.Core.Channel;
 
 namespace Truestock.Server.Engine;
 
@@ -42,6 +43,11 @@ internal sealed class Sequencer : IHostedService, IDisposable
     private readonly List<EngineWork> _batch = [];
     private readonly List<PendingRecord> _records = [];
     private readonly List<(string Id, string ViewJson)> _archived = [];
+    private readonly List<SyncChange> _syncChanges = [];
+    private readonly HashSet<(string ChannelId, string Sku)> _touched = [];
+    private readonly Dictionary<string, (Channel Channel, DegradationBuffer Degradation)> _synced = new(StringComparer.Ordinal);
+    private readonly List<Channel> _connected = [];
+    private readonly Channels.SyncSignal _signal;
     private readonly AdoJournal _journal;
     private Shard _shard = new();
     private Task? _loop;
@@ -56,8 +62,9 @@ internal sealed class Sequencer : IHostedService, IDisposable
     private volatile bool _running;
     private int _tickQueued;
 
-    public Sequencer(IOptions<HubOptions> options, TimeProvider time, HubMetrics metrics, ILogger<Sequencer> log)
+    public Sequencer(IOptions<HubOptions> options, TimeProvider time, HubMetrics metrics, ILogger<Sequencer> log, Channels.SyncSignal signal)
     {
+        _signal = signal;
         _options = options.Value;
         _time = time;
         _metrics = metrics;
@@ -82,6 +89,9 @@ internal sealed class Sequencer : IHostedService, IDisposable
     public long AppliedSeq => Interlocked.Read(ref _appliedSeq);
 
     internal AdoJournal Journal => _journal;
+
+    /// <summary>The channels that have a connector, as of the last batch (replaced, never mutated).</summary>
+    public IReadOnlyList<Channel> ConnectedChannels { get; private set; } = [];
 
     /// <summary>Queues a command; throws <see cref="EngineUnavailableException"/> when the queue is full or the engine is stopped.</summary>
     public Task<TResult> Submit<TPayload, TResult>(Work<TPayload, TResult> work)
@@ -212,6 +222,7 @@ internal sealed class Sequencer : IHostedService, IDisposable
         var replayed = CatchUp(shard, ref seq, watch);
         _shard = shard;
         Interlocked.Exchange(ref _appliedSeq, seq);
+        RememberSyncedChannels();
         _metrics.RecoveryMilliseconds = watch.ElapsedMilliseconds;
         _metrics.JournalSeq = seq;
         PublishGauges();
@@ -329,7 +340,12 @@ internal sealed class Sequencer : IHostedService, IDisposable
             {
                 _archived.Add((r.Id, JsonSerializer.Serialize(Http.Views.Of(r), CommandKinds.Json)));
             }
-            _journal.Append(_records, _effects, _archived);
+            CollectSyncChanges();
+            _journal.Append(_records, _effects, _archived, _syncChanges, now);
+            if (_syncChanges.Count > 0)
+            {
+                _signal.Notify();
+            }
             _metrics.Commit(watch.Elapsed.TotalSeconds, _batch.Count);
             _metrics.JournalSeq = _journal.LastSeq;
             Interlocked.Exchange(ref _appliedSeq, _journal.LastSeq);
@@ -376,6 +392,7 @@ internal sealed class Sequencer : IHostedService, IDisposable
                 CatchUp(_shard, ref seq, null);
                 Interlocked.Exchange(ref _appliedSeq, seq);
                 _role = EngineRole.Writer;
+                RememberSyncedChannels();
                 _log.LogWarning("Took over as writer at journal seq {Seq}.", seq);
             }
             PublishGauges();
@@ -402,6 +419,89 @@ internal sealed class Sequencer : IHostedService, IDisposable
             work.Run(_shard, now, _effects);
             work.Complete();
         }
+    }
+
+    /// <summary>
+    /// Works out which (channel, SKU) pairs of connected channels this batch may have changed, and
+    /// their ATS now, for the publication outbox. A channel that is new, replaced (PUT) or whose
+    /// degradation buffer changed is resynchronised in full: every SKU stocked at its locations.
+    /// The outbox keeps only real changes, so recomputing an unchanged ATS costs a no-op upsert.
+    /// </summary>
+    private void CollectSyncChanges()
+    {
+        _syncChanges.Clear();
+        _touched.Clear();
+        _connected.Clear();
+        var changedChannels = false;
+        foreach (var channel in _shard.Channels)
+        {
+            if (channel.ConnectorJson is null)
+            {
+                continue;
+            }
+            _connected.Add(channel);
+            var degradation = _shard.DegradationOf(channel.Id);
+            if (_synced.TryGetValue(channel.Id, out var seen) && ReferenceEquals(seen.Channel, channel) && seen.Degradation == degradation)
+            {
+                continue;
+            }
+            changedChannels = true;
+            _synced[channel.Id] = (channel, degradation);
+            foreach (var sku in _shard.Skus)
+            {
+                foreach (var p in _shard.PositionsOf(sku))
+                {
+                    if (channel.Locations.Contains(p.LocationId))
+                    {
+                        _touched.Add((channel.Id, sku));
+                        break;
+                    }
+                }
+            }
+        }
+        if (_connected.Count == 0)
+        {
+            if (_synced.Count > 0)
+            {
+                _synced.Clear();
+                ConnectedChannels = [];
+            }
+            return;
+        }
+        if (changedChannels || _synced.Count != _connected.Count)
+        {
+            RememberSyncedChannels();
+        }
+        foreach (var entry in _effects.Ledger)
+        {
+            foreach (var channel in _connected)
+            {
+                if (channel.Locations.Contains(entry.LocationId))
+                {
+                    _touched.Add((channel.Id, entry.Sku));
+                }
+            }
+        }
+        foreach (var (channelId, sku) in _touched)
+        {
+            _syncChanges.Add(new SyncChange(channelId, sku, _shard.Ats(_shard.FindChannel(channelId)!, sku)));
+        }
+    }
+
+    /// <summary>Takes the shard's connected channels as already synchronised (after recovery: the outbox is durable).</summary>
+    private void RememberSyncedChannels()
+    {
+        _synced.Clear();
+        var connected = new List<Channel>();
+        foreach (var channel in _shard.Channels)
+        {
+            if (channel.ConnectorJson is not null)
+            {
+                _synced[channel.Id] = (channel, _shard.DegradationOf(channel.Id));
+                connected.Add(channel);
+            }
+        }
+        ConnectedChannels = connected;
     }
 
     /// <summary>True once the engine has forgotten ids: handlers then look ids up in the journal first.</summary>

@@ -135,6 +135,10 @@ internal static class MasterDataEndpoints
             {
                 input.Invalid("connector", $"must be at most {ConnectorJsonLengthMax} characters of JSON.");
             }
+            else if ((Truestock.Connectors.ConnectorFactory.Validate(c) ?? Channels.ChannelSyncSettings.Validate(c)) is { } connectorError)
+            {
+                input.Invalid("connector", connectorError);
+            }
         }
         if (input.Result() is { } invalid)
         {

@@ -76,11 +76,18 @@ internal static class SecurityExtensions
 {
     /// <summary>Requires the scope when API keys are configured (admin implies every scope).</summary>
     public static RouteHandlerBuilder RequireScope(this RouteHandlerBuilder builder, string scope) =>
-        builder.AddEndpointFilter(async (context, next) =>
+        builder.AddEndpointFilter(ScopeFilter(scope));
+
+    /// <summary>Requires the scope on every endpoint of a group.</summary>
+    public static RouteGroupBuilder RequireScope(this RouteGroupBuilder builder, string scope) =>
+        builder.AddEndpointFilter(ScopeFilter(scope));
+
+    private static Func<EndpointFilterInvocationContext, EndpointFilterDelegate, ValueTask<object?>> ScopeFilter(string scope) =>
+        async (context, next) =>
         {
             var keys = context.HttpContext.RequestServices.GetRequiredService<ApiKeys>();
             return keys.Check(context.HttpContext, scope) is { } denied ? denied : await next(context);
-        });
+        };
 }
 
 /// <summary>Gives every request a correlation id (the caller's X-Correlation-Id, or a new one) and echoes it.</summary>

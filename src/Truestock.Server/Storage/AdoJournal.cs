@@ -13,7 +13,7 @@ namespace Truestock.Server.Storage;
 /// one writer. A batch is committed in one transaction and the engine answers only after it,
 /// so a 2xx means fsync'd (SQLite synchronous=FULL, PostgreSQL synchronous_commit=on).
 /// </summary>
-internal abstract class AdoJournal : IDisposable
+internal abstract partial class AdoJournal : IDisposable
 {
     private const string SnapshotFormat = "json+gzip/v1";
 
@@ -24,6 +24,7 @@ internal abstract class AdoJournal : IDisposable
     private DbCommand? _insertEventId;
     private DbCommand? _insertReservationId;
     private DbCommand? _archiveReservation;
+    private DbCommand? _upsertSync;
     private long _nextLedgerId;
     private long _nextExceptionId;
 
@@ -85,6 +86,7 @@ internal abstract class AdoJournal : IDisposable
         _insertEventId = Prepare(writer, "INSERT INTO event_ids (event_id, fingerprint) VALUES (@p1, @p2)", DbType.String, DbType.String);
         _insertReservationId = Prepare(writer, "INSERT INTO reservation_ids (reservation_id, fingerprint) VALUES (@p1, @p2)", DbType.String, DbType.String);
         _archiveReservation = Prepare(writer, "UPDATE reservation_ids SET archived_view = @p2 WHERE reservation_id = @p1", DbType.String, DbType.String);
+        _upsertSync = Prepare(writer, UpsertSyncSql, DbType.String, DbType.String, DbType.Int64, DbType.Int64, DbType.Int64);
         return true;
     }
 
@@ -132,15 +134,16 @@ internal abstract class AdoJournal : IDisposable
     /// Appends one engine batch in one transaction: the commands, their ledger rows and exceptions.
     /// Returns once the transaction is committed and durable.
     /// </summary>
-    public void Append(IReadOnlyList<PendingRecord> records, Effects effects, IReadOnlyList<(string Id, string ViewJson)> archived)
+    public void Append(IReadOnlyList<PendingRecord> records, Effects effects, IReadOnlyList<(string Id, string ViewJson)> archived,
+        IReadOnlyList<SyncChange>? syncChanges = null, DateTimeOffset batchTime = default)
     {
         var writer = _writer ?? throw new InvalidOperationException("The journal is not open for writing.");
         if (_insertCommand is null || _insertLedger is null || _insertException is null || _insertEventId is null
-            || _insertReservationId is null || _archiveReservation is null)
+            || _insertReservationId is null || _archiveReservation is null || _upsertSync is null)
         {
             throw new InvalidOperationException("This process is not the writer.");
         }
-        DbCommand[] statements = [_insertCommand, _insertLedger, _insertException, _insertEventId, _insertReservationId, _archiveReservation];
+        DbCommand[] statements = [_insertCommand, _insertLedger, _insertException, _insertEventId, _insertReservationId, _archiveReservation, _upsertSync];
         using var tx = writer.BeginTransaction();
         try
         {
@@ -186,6 +189,17 @@ internal abstract class AdoJournal : IDisposable
             {
                 Bind(_archiveReservation, id, view);
                 _archiveReservation.ExecuteNonQuery();
+            }
+            // The channel outbox is written in the same transaction as the change, so a crash can
+            // never lose a publication: what is committed is either published or still pending.
+            if (syncChanges is { Count: > 0 })
+            {
+                var changedAtMs = batchTime.ToUnixTimeMilliseconds();
+                foreach (var change in syncChanges)
+                {
+                    Bind(_upsertSync, change.ChannelId, change.Sku, change.Ats, seq, changedAtMs);
+                    _upsertSync.ExecuteNonQuery();
+                }
             }
             tx.Commit();
             LastSeq = seq;
@@ -385,12 +399,12 @@ internal abstract class AdoJournal : IDisposable
         {
             ReleaseWriter(open);
         }
-        foreach (var statement in new[] { _insertCommand, _insertLedger, _insertException, _insertEventId, _insertReservationId, _archiveReservation })
+        foreach (var statement in new[] { _insertCommand, _insertLedger, _insertException, _insertEventId, _insertReservationId, _archiveReservation, _upsertSync })
         {
             statement?.Dispose();
         }
         _writer?.Dispose();
-        _insertCommand = _insertLedger = _insertException = _insertEventId = _insertReservationId = _archiveReservation = null;
+        _insertCommand = _insertLedger = _insertException = _insertEventId = _insertReservationId = _archiveReservation = _upsertSync = null;
         _writer = null;
     }
 

@@ -55,5 +55,28 @@ internal static class JournalSchema
             format TEXT NOT NULL,
             data {binaryType} NOT NULL);
         """,
+        // 2: the channel publication outbox. One row per (channel, SKU): the latest ATS the engine
+        // computed (written in the same transaction as the batch that changed it) and what the
+        // channel last acknowledged. Times are Unix milliseconds so that they compare as numbers.
+        """
+        CREATE TABLE channel_sync (
+            channel_id TEXT NOT NULL,
+            sku TEXT NOT NULL,
+            ats BIGINT NOT NULL,
+            version BIGINT NOT NULL,
+            changed_at_ms BIGINT NOT NULL,
+            pending INTEGER NOT NULL,
+            published_ats BIGINT NULL,
+            published_version BIGINT NOT NULL,
+            published_at_ms BIGINT NULL,
+            attempts INTEGER NOT NULL,
+            next_attempt_ms BIGINT NOT NULL,
+            dead INTEGER NOT NULL,
+            dead_at_ms BIGINT NULL,
+            last_error TEXT NULL,
+            PRIMARY KEY (channel_id, sku));
+        CREATE INDEX ix_channel_sync_pending ON channel_sync (channel_id, pending, next_attempt_ms);
+        CREATE INDEX ix_channel_sync_dead ON channel_sync (channel_id, dead, sku);
+        """,
     ];
 }
