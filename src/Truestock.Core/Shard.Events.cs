@@ -153,6 +153,7 @@ public sealed partial class Shard
                 break;
             case EventType.Sold:
                 onHandDelta = -q;
+                RecordSale(e.Sku, q, now);
                 break;
             case EventType.Adjusted:
                 onHandDelta = q;
@@ -195,6 +196,11 @@ public sealed partial class Shard
                 if (reservation is not null)
                 {
                     ShipLines(e, pos, reservation, now, fx);
+                }
+                else
+                {
+                    // A shipment without a reservation is a sale the hub sees for the first time.
+                    RecordSale(e.Sku, q, now);
                 }
                 break;
             case EventType.Counted:

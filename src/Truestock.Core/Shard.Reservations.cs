@@ -54,7 +54,7 @@ public sealed partial class Shard
         List<Shortage>? shortages = null;
         foreach (var line in command.Lines)
         {
-            var ats = Ats(channel, line.Sku);
+            var ats = Ats(channel, line.Sku, now);
             var chosen = line.LocationId is null
                 ? FirstSourcingPosition(channel, line.Sku, line.Quantity)
                 : FindPosition(line.Sku, line.LocationId) is { } given && given.Available >= line.Quantity ? given : null;
@@ -103,6 +103,7 @@ public sealed partial class Shard
         foreach (var (position, quantity) in held)
         {
             Record(effects, position, null, reservation.Id, "reservation_held", quantity, now, now, "applied", channel.Id, command.CorrelationId);
+            RecordSale(position.Sku, quantity, now);
         }
         return new ReservationOutcome(ReservationResult.Created, reservation);
     }

@@ -26,7 +26,9 @@ public sealed record ShardState(
     IReadOnlyList<SeenEventState> Events,
     IReadOnlyDictionary<string, long> SourceSequences,
     bool HasForgotten = false,
-    IReadOnlyList<ChannelDegradation>? Degradations = null);
+    IReadOnlyList<ChannelDegradation>? Degradations = null,
+    IReadOnlyList<ChannelVelocity>? ChannelVelocities = null,
+    IReadOnlyList<SkuVelocityState>? Velocities = null);
 
 public sealed partial class Shard
 {
@@ -50,7 +52,9 @@ public sealed partial class Shard
         var events = _events.Select(kv => new SeenEventState(kv.Key, kv.Value.Fingerprint.Hi, kv.Value.Fingerprint.Lo, kv.Value.RecordedAt)).ToList();
         return new ShardState(_locations.Values.ToList(), _channels.Values.ToList(), positions, reservations, events,
             new Dictionary<string, long>(_sourceSeqs, StringComparer.Ordinal), HasForgotten,
-            _degradations.Select(kv => new ChannelDegradation(kv.Key, kv.Value.Units, kv.Value.Percent, "snapshot")).ToList());
+            _degradations.Select(kv => new ChannelDegradation(kv.Key, kv.Value.Units, kv.Value.Percent, "snapshot")).ToList(),
+            _channelVelocities.Values.ToList(),
+            _velocities.Select(kv => new SkuVelocityState(kv.Key, kv.Value.Rate, kv.Value.Ticks)).ToList());
     }
 
     /// <summary>Builds a shard from exported state.</summary>
@@ -115,6 +119,14 @@ public sealed partial class Shard
         foreach (var d in state.Degradations ?? [])
         {
             shard._degradations[d.ChannelId] = new DegradationBuffer(d.Units, d.Percent);
+        }
+        foreach (var v in state.ChannelVelocities ?? [])
+        {
+            shard._channelVelocities[v.ChannelId] = v;
+        }
+        foreach (var v in state.Velocities ?? [])
+        {
+            shard._velocities[v.Sku] = new SkuVelocity { Rate = v.UnitsPerSecond, Ticks = v.AtTicks };
         }
         return shard;
     }

@@ -82,25 +82,38 @@ public sealed partial class Shard
     /// <summary>
     /// Available-to-sell of a SKU on a channel:
     /// clamp(floor(pool · p / 100) − buffer − degradationBuffer, 0, max), where pool sums the
-    /// non-negative available of the sourcing locations and degradationBuffer is the channel's
-    /// current <see cref="DegradationBuffer"/> (see <see cref="SetDegradation"/>).
+    /// non-negative available of the sourcing locations, buffer is the channel's static buffer or,
+    /// when the channel uses a velocity buffer (<see cref="SetVelocity"/>), the larger of it and
+    /// ceil(sales velocity at <paramref name="now"/> × the channel's propagation delay), and
+    /// degradationBuffer is the channel's current <see cref="DegradationBuffer"/> (see <see cref="SetDegradation"/>).
     /// </summary>
-    public long Ats(Channel channel, string sku)
+    public long Ats(Channel channel, string sku, DateTimeOffset? now = null)
     {
         ArgumentNullException.ThrowIfNull(channel);
-        long pool = 0;
-        foreach (var loc in channel.Locations)
+        var share = Share(channel, sku);
+        var buffer = channel.BufferUnits;
+        if (_channelVelocities.Count > 0)
         {
-            pool += Math.Max(0, AvailableAt(sku, loc));
+            buffer = Math.Max(buffer, VelocityBuffer(channel, sku, now).Units);
         }
-        var share = pool * channel.AllocationPercent / 100;
         var degradation = _degradations.Count == 0 ? 0 : DegradationOf(channel.Id).UnitsFor(share);
-        var ats = share - channel.BufferUnits - degradation;
+        var ats = share - buffer - degradation;
         if (ats < 0)
         {
             return 0;
         }
         return channel.MaxQuantity is { } max && ats > max ? max : ats;
+    }
+
+    /// <summary>floor(pool · p / 100): the channel's share of its sourcing locations' available.</summary>
+    private long Share(Channel channel, string sku)
+    {
+        long pool = 0;
+        foreach (var loc in channel.Locations)
+        {
+            pool += Math.Max(0, AvailableAt(sku, loc));
+        }
+        return pool * channel.AllocationPercent / 100;
     }
 
     private Position GetOrCreatePosition(string sku, string locationId)

@@ -23,6 +23,7 @@ internal sealed class ChannelSyncStats(string channelId, string kind)
     public long DeadLetters;
     public double OldestPendingSeconds;
     public DegradationBuffer Degradation;
+    public ChannelVelocity? Velocity;
     public string? LastError;
 }
 
@@ -143,6 +144,13 @@ internal sealed class ChannelPublisher : BackgroundService
         private IChannelConnector? _connector;
         private Task _run = Task.CompletedTask;
         private long _lastHealthMs = long.MinValue;
+        private long _lastVelocityMs = long.MinValue;
+        private readonly double[] _latencies = new double[LatencySamplesMax];
+        private int _latencyCount;
+        private int _latencyNext;
+        private const int LatencySamplesMax = 512;
+        private const int LatencySamplesMin = 20;
+        private const int VelocityUpdateSecondsMin = 300;
 
         public Worker(ChannelPublisher owner, Channel channel, CancellationToken stoppingToken)
         {
@@ -183,7 +191,7 @@ internal sealed class ChannelPublisher : BackgroundService
                         name => _owner.Credential(set, name)));
                 }
                 _stats.Counters = _connector.Counters;
-                _stats.Degradation = await _owner._engine.Read((shard, _) => shard.DegradationOf(Channel.Id)).ConfigureAwait(false);
+                (_stats.Degradation, _stats.Velocity) = await _owner._engine.Read((shard, _) => (shard.DegradationOf(Channel.Id), shard.VelocityOf(Channel.Id))).ConfigureAwait(false);
                 while (!token.IsCancellationRequested)
                 {
                     var wake = _owner._signal.Current;
@@ -191,6 +199,7 @@ internal sealed class ChannelPublisher : BackgroundService
                     try
                     {
                         await CheckHealth(token).ConfigureAwait(false);
+                        await CheckVelocity(token).ConfigureAwait(false);
                         published = await PublishOnce(token).ConfigureAwait(false);
                     }
                     catch (Exception ex) when (ex is System.Data.Common.DbException or EngineUnavailableException or IOException)
@@ -266,7 +275,11 @@ internal sealed class ChannelPublisher : BackgroundService
                 {
                     case PublishStatus.Accepted:
                         results.Add(new AdoJournal.SyncResult(update.Sku, update.Quantity, update.Version, AdoJournal.SyncResultKind.Published, null, 0));
-                        _stats.Latency.Observe(Math.Max(0, doneMs - row.ChangedAtMs) / 1000.0);
+                        var latency = Math.Max(0, doneMs - row.ChangedAtMs) / 1000.0;
+                        _stats.Latency.Observe(latency);
+                        _latencies[_latencyNext] = latency;
+                        _latencyNext = (_latencyNext + 1) % LatencySamplesMax;
+                        _latencyCount = Math.Min(_latencyCount + 1, LatencySamplesMax);
                         Interlocked.Increment(ref _stats.Published);
                         break;
                     case PublishStatus.Transient when row.Attempts + 1 < _settings.AttemptsMax:
@@ -327,6 +340,64 @@ internal sealed class ChannelPublisher : BackgroundService
             {
                 await SetDegradation(DegradationBuffer.None, $"healthy again: backlog {counts.Pending}, oldest pending {lagSeconds:F0} s", token).ConfigureAwait(false);
             }
+        }
+
+        /// <summary>
+        /// Keeps the engine's velocity-buffer settings for this channel in line with the channel's
+        /// configuration and its measured p95 propagation delay. Updates are journaled commands (so
+        /// replay gives the same ATS) and happen at most every few minutes, and only when the delay
+        /// moved by more than a quarter, because each one recomputes the ATS of every SKU of the channel.
+        /// </summary>
+        private async Task CheckVelocity(CancellationToken token)
+        {
+            var nowMs = _owner._time.GetUtcNow().ToUnixTimeMilliseconds();
+            var current = _stats.Velocity;
+            if (_settings.Velocity is not { } v)
+            {
+                if (current is not null)
+                {
+                    await SetVelocity(new ChannelVelocity(Channel.Id, 0, 0), token).ConfigureAwait(false);
+                }
+                return;
+            }
+            if (current is null || current.MaxUnits != v.MaxUnits)
+            {
+                var delay = _latencyCount >= LatencySamplesMin ? P95() : current?.DelaySeconds ?? v.DelaySecondsInitial;
+                await SetVelocity(new ChannelVelocity(Channel.Id, Math.Max(delay, 0.001), v.MaxUnits), token).ConfigureAwait(false);
+                _lastVelocityMs = nowMs;
+                return;
+            }
+            if (_latencyCount < LatencySamplesMin || (nowMs - _lastVelocityMs < VelocityUpdateSecondsMin * 1000L && nowMs >= _lastVelocityMs))
+            {
+                return;
+            }
+            var p95 = Math.Max(P95(), 0.001);
+            if (Math.Abs(p95 - current.DelaySeconds) > current.DelaySeconds / 4)
+            {
+                await SetVelocity(new ChannelVelocity(Channel.Id, Math.Round(p95, 3), v.MaxUnits), token).ConfigureAwait(false);
+                _lastVelocityMs = nowMs;
+            }
+        }
+
+        private double P95()
+        {
+            var sorted = _latencies.AsSpan(0, _latencyCount).ToArray();
+            Array.Sort(sorted);
+            return sorted[Math.Min(sorted.Length - 1, (int)Math.Ceiling(sorted.Length * 0.95) - 1)];
+        }
+
+        private async Task SetVelocity(ChannelVelocity change, CancellationToken token)
+        {
+            token.ThrowIfCancellationRequested();
+            var outcome = await _owner._engine.Submit(new Work<ChannelVelocity, MasterDataOutcome>(CommandKinds.SetVelocity, change,
+                static (shard, c, _, _) => shard.SetVelocity(c), static o => o.Result != MasterDataResult.Rejected)).ConfigureAwait(false);
+            if (outcome.Result == MasterDataResult.Rejected)
+            {
+                throw new InvalidOperationException($"The engine refused a velocity-buffer change for channel {Channel.Id}: {outcome.ErrorDetail}");
+            }
+            _stats.Velocity = change.DelaySeconds > 0 ? change : null;
+            _owner._log.LogInformation("Channel {Channel}: velocity buffer {State}.", Channel.Id,
+                change.DelaySeconds > 0 ? $"propagation delay {change.DelaySeconds:F3} s, at most {change.MaxUnits} units" : "off");
         }
 
         private async Task SetDegradation(DegradationBuffer buffer, string reason, CancellationToken token)

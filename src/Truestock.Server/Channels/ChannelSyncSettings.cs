@@ -11,7 +11,8 @@ internal sealed record ChannelSyncSettings(
     long LowStockThreshold,
     int AttemptsMax,
     int BackoffSecondsMax,
-    DegradationSettings? Degradation)
+    DegradationSettings? Degradation,
+    VelocitySettings? Velocity = null)
 {
     public const long LowStockThresholdDefault = 0;
     public const int AttemptsMaxDefault = 10;
@@ -73,7 +74,27 @@ internal sealed record ChannelSyncSettings(
             }
             degradation = new DegradationSettings(backlogMax, lagSecondsMax, units, percent);
         }
-        return (new ChannelSyncSettings(threshold, attempts, backoff, degradation), null);
+        VelocitySettings? velocity = null;
+        if (c.TryGetProperty("velocityBuffer", out var v) && v.ValueKind != JsonValueKind.Null)
+        {
+            if (v.ValueKind != JsonValueKind.Object)
+            {
+                return (null, "velocityBuffer must be an object with maxUnits and optionally delaySecondsInitial.");
+            }
+            long maxUnits = 0;
+            int initial = VelocitySettings.DelaySecondsInitialDefault;
+            if (!Long(v, "maxUnits", 1, Core.Limits.QuantityMax, ref maxUnits, out error, "velocityBuffer.")
+                || !Int(v, "delaySecondsInitial", 1, 86_400, ref initial, out error, "velocityBuffer."))
+            {
+                return (null, error);
+            }
+            if (maxUnits == 0)
+            {
+                return (null, "velocityBuffer.maxUnits is required: the most units the computed buffer may withhold per SKU.");
+            }
+            velocity = new VelocitySettings(maxUnits, initial);
+        }
+        return (new ChannelSyncSettings(threshold, attempts, backoff, degradation, velocity), null);
     }
 
     private static bool Long(JsonElement o, string name, long min, long max, ref long value, out string? error, string prefix = "")
@@ -121,4 +142,12 @@ internal sealed record DegradationSettings(long BacklogMax, int LagSecondsMax, l
     /// </summary>
     public bool IsHealthy(long backlog, double lagSeconds) =>
         (BacklogMax == 0 || backlog <= BacklogMax / 2) && (LagSecondsMax == 0 || lagSeconds <= LagSecondsMax / 2.0);
+}
+
+/// <summary>Velocity-aware buffer of a channel: sales velocity × measured propagation delay, capped.</summary>
+/// <param name="MaxUnits">The most units withheld per SKU.</param>
+/// <param name="DelaySecondsInitial">The delay assumed until enough publications have been measured.</param>
+internal sealed record VelocitySettings(long MaxUnits, int DelaySecondsInitial)
+{
+    public const int DelaySecondsInitialDefault = 60;
 }

@@ -28,6 +28,7 @@ internal static class CommandKinds
     public const string Expire = "expire";
     public const string Prune = "prune";
     public const string SetDegradation = "channel.degradation";
+    public const string SetVelocity = "channel.velocity";
 
     public static readonly JsonSerializerOptions Json = new(JsonSerializerDefaults.Web)
     {
@@ -82,6 +83,9 @@ internal static class CommandKinds
                 break;
             case SetDegradation:
                 shard.SetDegradation(Read<ChannelDegradation>(record));
+                break;
+            case SetVelocity:
+                shard.SetVelocity(Read<ChannelVelocity>(record));
                 break;
             default:
                 throw new InvalidOperationException(

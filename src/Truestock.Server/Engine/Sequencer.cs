@@ -45,7 +45,7 @@ internal sealed class Sequencer : IHostedService, IDisposable
     private readonly List<(string Id, string ViewJson)> _archived = [];
     private readonly List<SyncChange> _syncChanges = [];
     private readonly HashSet<(string ChannelId, string Sku)> _touched = [];
-    private readonly Dictionary<string, (Channel Channel, DegradationBuffer Degradation)> _synced = new(StringComparer.Ordinal);
+    private readonly Dictionary<string, (Channel Channel, DegradationBuffer Degradation, ChannelVelocity? Velocity)> _synced = new(StringComparer.Ordinal);
     private readonly List<Channel> _connected = [];
     private readonly Channels.SyncSignal _signal;
     private readonly AdoJournal _journal;
@@ -340,7 +340,7 @@ internal sealed class Sequencer : IHostedService, IDisposable
             {
                 _archived.Add((r.Id, JsonSerializer.Serialize(Http.Views.Of(r), CommandKinds.Json)));
             }
-            CollectSyncChanges();
+            CollectSyncChanges(now);
             _journal.Append(_records, _effects, _archived, _syncChanges, now);
             if (_syncChanges.Count > 0)
             {
@@ -427,7 +427,7 @@ internal sealed class Sequencer : IHostedService, IDisposable
     /// degradation buffer changed is resynchronised in full: every SKU stocked at its locations.
     /// The outbox keeps only real changes, so recomputing an unchanged ATS costs a no-op upsert.
     /// </summary>
-    private void CollectSyncChanges()
+    private void CollectSyncChanges(DateTimeOffset now)
     {
         _syncChanges.Clear();
         _touched.Clear();
@@ -441,12 +441,14 @@ internal sealed class Sequencer : IHostedService, IDisposable
             }
             _connected.Add(channel);
             var degradation = _shard.DegradationOf(channel.Id);
-            if (_synced.TryGetValue(channel.Id, out var seen) && ReferenceEquals(seen.Channel, channel) && seen.Degradation == degradation)
+            var velocity = _shard.VelocityOf(channel.Id);
+            if (_synced.TryGetValue(channel.Id, out var seen) && ReferenceEquals(seen.Channel, channel) && seen.Degradation == degradation
+                && ReferenceEquals(seen.Velocity, velocity))
             {
                 continue;
             }
             changedChannels = true;
-            _synced[channel.Id] = (channel, degradation);
+            _synced[channel.Id] = (channel, degradation, velocity);
             foreach (var sku in _shard.Skus)
             {
                 foreach (var p in _shard.PositionsOf(sku))
@@ -484,7 +486,7 @@ internal sealed class Sequencer : IHostedService, IDisposable
         }
         foreach (var (channelId, sku) in _touched)
         {
-            _syncChanges.Add(new SyncChange(channelId, sku, _shard.Ats(_shard.FindChannel(channelId)!, sku)));
+            _syncChanges.Add(new SyncChange(channelId, sku, _shard.Ats(_shard.FindChannel(channelId)!, sku, now)));
         }
     }
 
@@ -497,7 +499,7 @@ internal sealed class Sequencer : IHostedService, IDisposable
         {
             if (channel.ConnectorJson is not null)
             {
-                _synced[channel.Id] = (channel, _shard.DegradationOf(channel.Id));
+                _synced[channel.Id] = (channel, _shard.DegradationOf(channel.Id), _shard.VelocityOf(channel.Id));
                 connected.Add(channel);
             }
         }

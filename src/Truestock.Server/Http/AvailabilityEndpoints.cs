@@ -25,13 +25,13 @@ internal static class AvailabilityEndpoints
         {
             return Problems.Unprocessable("validation-failed", "sku must be 1–64 characters without control characters.", "sku");
         }
-        var view = await engine.Read((s, _) =>
+        var view = await engine.Read((s, now) =>
         {
             // Every declared location is listed, so an unknown SKU shows all quantities 0.
             var locations = s.Locations.OrderBy(l => l.Id, StringComparer.Ordinal)
                 .Select(l => Views.Of(l.Id, s.FindPosition(sku, l.Id))).ToArray();
             var channels = s.Channels.OrderBy(c => c.Id, StringComparer.Ordinal)
-                .Select(c => new ChannelAtsView(c.Id, s.Ats(c, sku))).ToArray();
+                .Select(c => new ChannelAtsView(c.Id, s.Ats(c, sku, now), BufferView.Of(s, c, sku, now))).ToArray();
             return new AvailabilityView(sku, locations, channels);
         });
         return Results.Ok(view);
@@ -57,8 +57,8 @@ internal static class AvailabilityEndpoints
         {
             return invalid;
         }
-        var view = await engine.Read((s, _) => s.FindChannel(channelId) is { } c
-            ? new ChannelAvailabilityView(c.Id, skus.Select(sku => new SkuAtsView(sku!, s.Ats(c, sku!))).ToArray())
+        var view = await engine.Read((s, now) => s.FindChannel(channelId) is { } c
+            ? new ChannelAvailabilityView(c.Id, skus.Select(sku => new SkuAtsView(sku!, s.Ats(c, sku!, now), BufferView.Of(s, c, sku!, now))).ToArray())
             : null);
         return view is null ? Problems.NotFound("unknown-channel", $"Channel '{channelId}' is not declared.") : Results.Ok(view);
     }

@@ -15,13 +15,32 @@ public sealed record PositionView(string LocationId, long OnHand, long Damaged, 
     long Incoming, long SafetyStock, long Available);
 
 /// <summary>A channel's available-to-sell for one SKU.</summary>
-public sealed record ChannelAtsView(string ChannelId, long Available);
+public sealed record ChannelAtsView(string ChannelId, long Available, BufferView? Buffer = null);
+
+/// <summary>
+/// Why a channel shows less than its share of the pool: the static buffer, the velocity buffer with
+/// its inputs (sales velocity × propagation delay), and the degradation buffer. Present when any is set.
+/// </summary>
+public sealed record BufferView(long StaticUnits, double VelocityUnitsPerSecond, double PropagationDelaySeconds, long VelocityUnits,
+    long AppliedUnits, long DegradationUnits)
+{
+    /// <summary>The breakdown of a channel's buffer for a SKU, or null when the channel withholds nothing.</summary>
+    public static BufferView? Of(Core.Shard shard, Core.Channel channel, string sku, DateTimeOffset now)
+    {
+        if (channel.BufferUnits == 0 && shard.VelocityOf(channel.Id) is null && shard.DegradationOf(channel.Id).IsNone)
+        {
+            return null;
+        }
+        var b = shard.BufferOf(channel, sku, now);
+        return new BufferView(b.StaticUnits, Math.Round(b.VelocityUnitsPerSecond, 6), b.DelaySeconds, b.VelocityUnits, b.BufferUnits, b.DegradationUnits);
+    }
+}
 
 /// <summary>Everything about one SKU's availability.</summary>
 public sealed record AvailabilityView(string Sku, IReadOnlyList<PositionView> Locations, IReadOnlyList<ChannelAtsView> Channels);
 
 /// <summary>One SKU's ATS in a bulk read.</summary>
-public sealed record SkuAtsView(string Sku, long Available);
+public sealed record SkuAtsView(string Sku, long Available, BufferView? Buffer = null);
 
 /// <summary>Bulk channel availability.</summary>
 public sealed record ChannelAvailabilityView(string ChannelId, IReadOnlyList<SkuAtsView> Items);
