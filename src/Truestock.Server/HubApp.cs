@@ -31,6 +31,7 @@ public static class HubApp
         builder.Services.AddSingleton(time ?? TimeProvider.System);
         builder.Services.AddSingleton<HubMetrics>();
         builder.Services.AddSingleton<ApiKeys>();
+        builder.Services.AddSingleton<Channels.SyncSignal>();
         builder.Services.AddSingleton<Sequencer>();
         builder.Services.AddHostedService(sp => sp.GetRequiredService<Sequencer>());
         if (!string.IsNullOrWhiteSpace(options.RabbitMq.Uri))
@@ -38,8 +39,11 @@ public static class HubApp
             builder.Services.AddHostedService<Ingestion.RabbitMqConsumer>();
         }
         // --- services: channel sync
+        builder.Services.AddSingleton<Channels.ChannelPublisher>();
+        builder.Services.AddHostedService(sp => sp.GetRequiredService<Channels.ChannelPublisher>());
         // --- services: file imports
         // --- services: Shopify webhooks in
+        builder.Services.AddShopifyWebhooks(builder.Configuration);
         builder.Services.AddProblemDetails();
         builder.Services.AddRateLimiter(o => ClientRateLimit.Configure(o, options.ClientRequestsPerSecondMax));
         builder.Services.AddOpenApi();
@@ -69,6 +73,7 @@ public static class HubApp
         app.MapAvailability();
         app.MapOperations();
         // --- channel sync (publisher, dead letters)
+        app.MapChannelSync();
         // --- file imports (CSV)
         app.MapImports();
         // --- Shopify webhooks in

@@ -80,7 +80,6 @@ internal static class ReservationEndpoints
             fingerprintParts.Add(l.Quantity);
             fingerprintParts.Add(l.LocationId);
         }
-        var archived = engine.HasForgotten ? engine.Journal.FindReservation(reservationId!) : null;
         var command = new CreateReservation
         {
             ReservationId = reservationId!,
@@ -89,17 +88,8 @@ internal static class ReservationEndpoints
             CorrelationId = correlationId,
             Lines = lines,
             Fingerprint = Fingerprints.Of([.. fingerprintParts]),
-            PriorFingerprint = archived?.Fingerprint,
         };
-        var (outcome, view) = await engine.Submit(new Work<CreateReservation, (ReservationOutcome, ReservationView?)>(
-            CommandKinds.CreateReservation, command,
-            static (s, c, now, fx) =>
-            {
-                var o = s.CreateReservation(c, now, fx);
-                return (o, o.Reservation is { } r ? Views.Of(r) : null);
-            },
-            static r => r.Item1.Journaled));
-        metrics.Reservation((int)outcome.Result);
+        var (outcome, view) = await SubmitCreate(engine, metrics, command);
         return outcome.Result switch
         {
             ReservationResult.Created => Results.Created($"/v1/reservations/{command.ReservationId}", view),
@@ -112,15 +102,44 @@ internal static class ReservationEndpoints
         };
     }
 
-    private static async Task<IResult> Transition(string reservationId, string kind, HttpContext http, Sequencer engine, HubMetrics metrics)
+    /// <summary>
+    /// Decides a reservation create through the engine and returns once it is durable. The
+    /// durable idempotency lookup is made here, so every way in (HTTP, Shopify webhooks) keeps a
+    /// reservation id a duplicate for ever.
+    /// </summary>
+    internal static async Task<(ReservationOutcome Outcome, ReservationView? View)> SubmitCreate(Sequencer engine, HubMetrics metrics,
+        CreateReservation command)
     {
-        var transition = new ReservationTransition(reservationId, http.CorrelationId());
+        var archived = engine.HasForgotten ? engine.Journal.FindReservation(command.ReservationId) : null;
+        var (outcome, view) = await engine.Submit(new Work<CreateReservation, (ReservationOutcome, ReservationView?)>(
+            CommandKinds.CreateReservation, command with { PriorFingerprint = archived?.Fingerprint },
+            static (s, c, now, fx) =>
+            {
+                var o = s.CreateReservation(c, now, fx);
+                return (o, o.Reservation is { } r ? Views.Of(r) : null);
+            },
+            static r => r.Item1.Journaled));
+        metrics.Reservation((int)outcome.Result);
+        return (outcome, view);
+    }
+
+    /// <summary>Decides a commit (<see cref="CommandKinds.CommitReservation"/>) or release through the engine; returns once durable.</summary>
+    internal static async Task<(ReservationOutcome Outcome, ReservationView? View)> SubmitTransition(Sequencer engine, HubMetrics metrics,
+        string kind, string reservationId, string correlationId)
+    {
+        var transition = new ReservationTransition(reservationId, correlationId);
         var (outcome, view) = await engine.Submit(new Work<ReservationTransition, (ReservationOutcome, ReservationView?)>(kind, transition,
             kind == CommandKinds.CommitReservation
                 ? static (s, t, now, fx) => WithView(s.CommitReservation(t.ReservationId, now, t.CorrelationId, fx))
                 : static (s, t, now, fx) => WithView(s.ReleaseReservation(t.ReservationId, now, t.CorrelationId, fx)),
             static r => r.Item1.Journaled));
         metrics.Reservation((int)outcome.Result);
+        return (outcome, view);
+    }
+
+    private static async Task<IResult> Transition(string reservationId, string kind, HttpContext http, Sequencer engine, HubMetrics metrics)
+    {
+        var (outcome, view) = await SubmitTransition(engine, metrics, kind, reservationId, http.CorrelationId());
         if (outcome.Result == ReservationResult.NotFound && engine.HasForgotten && TryArchived(engine, reservationId) is { } ended)
         {
             // The reservation ended long ago and left memory: answer from its archived final state.
@@ -133,7 +152,8 @@ internal static class ReservationEndpoints
         return outcome.Result is ReservationResult.Changed or ReservationResult.Unchanged ? Results.Ok(view) : Failure(outcome);
     }
 
-    private static ReservationView? TryArchived(Sequencer engine, string reservationId) =>
+    /// <summary>The final state of a reservation that ended long ago and left memory, or null.</summary>
+    internal static ReservationView? TryArchived(Sequencer engine, string reservationId) =>
         engine.Journal.FindReservation(reservationId)?.ArchivedView is { } json
             ? System.Text.Json.JsonSerializer.Deserialize<ReservationView>(json, CommandKinds.Json)
             : null;
