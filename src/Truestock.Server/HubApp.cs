@@ -53,6 +53,8 @@ public static class HubApp
         });
 
         var app = builder.Build();
+        var shopifyWebhookMetrics = app.Services.GetRequiredService<ShopifyWebhookMetrics>();
+        app.Services.GetRequiredService<HubMetrics>().Sections.Add(shopifyWebhookMetrics.Render);
         app.UseCorrelationIds();
         app.UseExceptionHandler(new ExceptionHandlerOptions { ExceptionHandler = HandleException });
         app.UseStatusCodePages(async context =>

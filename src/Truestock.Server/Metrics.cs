@@ -38,6 +38,9 @@ internal sealed class HubMetrics
     /// <summary>Reads the engine's role and standby staleness at scrape time.</summary>
     public Func<(string Role, double StalenessSeconds)>? EngineState { get; set; }
 
+    /// <summary>Further sections (ingestion paths) appended to the page at scrape time.</summary>
+    public List<Action<StringBuilder>> Sections { get; } = [];
+
     /// <summary>Reads the channel publishers' figures at scrape time.</summary>
     public Func<IEnumerable<Channels.ChannelSyncStats>>? ChannelStats { get; set; }
 
@@ -141,6 +144,10 @@ internal sealed class HubMetrics
         if (ChannelStats?.Invoke().OrderBy(c => c.ChannelId, StringComparer.Ordinal).ToList() is { Count: > 0 } channels)
         {
             RenderChannels(sb, channels);
+        }
+        foreach (var section in Sections)
+        {
+            section(sb);
         }
         Header(sb, "truestock_journal_commit_seconds", "histogram", "Time to append and fsync one group-commit batch.");
         _commit.Render(sb, "truestock_journal_commit_seconds");

@@ -284,6 +284,8 @@ public sealed class ShopifyWebhookTests
         Assert.Equal(HttpStatusCode.NotFound, (await hub.Client.GetAsync("/v1/reservations/shopify-shop1-820982911946154508")).StatusCode);
         await hub.AssertQuantities("TSHIRT-M", "WH1", 10, 0, 0, 0, 0, 0, 0, 10);
         Assert.Equal(3, counter["unauthorized"]);
+        var metrics = await hub.Client.GetStringAsync("/metrics");
+        Assert.Contains("truestock_shopify_webhooks_total{outcome=\"unauthorized\"} 3", metrics, StringComparison.Ordinal);
     }
 
     [Fact]
