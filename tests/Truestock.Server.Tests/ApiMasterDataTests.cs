@@ -143,12 +143,12 @@ public sealed class ApiMasterDataTests
             allocationPercent = 40,
             bufferUnits = 2,
             maxQuantity = 50,
-            connector = new { kind = "shopify", shop = "example" },
+            connector = new { kind = "webhook", url = "http://127.0.0.1:9/stock" },
         }), HttpStatusCode.OK);
         Assert.Equal(40, replaced.Long("allocationPercent"));
         Assert.Equal(2, replaced.Long("bufferUnits"));
         Assert.Equal(50, replaced.Long("maxQuantity"));
-        Assert.Equal("shopify", replaced.GetProperty("connector").Str("kind"));
+        Assert.Equal("webhook", replaced.GetProperty("connector").Str("kind"));
 
         var one = await hub.GetJson("/v1/channels/web");
         Assert.Equal(["S1"], one.GetProperty("locations").EnumerateArray().Select(l => l.GetString()!).ToArray());

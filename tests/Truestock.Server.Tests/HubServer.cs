@@ -37,6 +37,9 @@ public sealed class HubServer : IAsyncDisposable
 
     public HttpClient Client { get; private set; } = null!;
 
+    /// <summary>The running hub's journal, for tests of the outbox's own guarantees.</summary>
+    internal Storage.AdoJournal Journal => _app!.Services.GetRequiredService<Engine.Sequencer>().Journal;
+
     public Uri BaseAddress { get; private set; } = null!;
 
     /// <summary>Starts a hub on a new, empty data file.</summary>

@@ -143,8 +143,8 @@ internal sealed class ChannelPublisher : BackgroundService
         private readonly Random _jitter = new();
         private IChannelConnector? _connector;
         private Task _run = Task.CompletedTask;
-        private long _lastHealthMs = long.MinValue;
-        private long _lastVelocityMs = long.MinValue;
+        private long? _lastHealthMs;
+        private long? _lastVelocityMs;
         private readonly double[] _latencies = new double[LatencySamplesMax];
         private int _latencyCount;
         private int _latencyNext;
@@ -312,7 +312,7 @@ internal sealed class ChannelPublisher : BackgroundService
         private async Task CheckHealth(CancellationToken token)
         {
             var nowMs = _owner._time.GetUtcNow().ToUnixTimeMilliseconds();
-            if (nowMs - _lastHealthMs < 1000 && nowMs >= _lastHealthMs)
+            if (_lastHealthMs is { } last && nowMs - last < 1000 && nowMs >= last)
             {
                 return;
             }
@@ -367,7 +367,8 @@ internal sealed class ChannelPublisher : BackgroundService
                 _lastVelocityMs = nowMs;
                 return;
             }
-            if (_latencyCount < LatencySamplesMin || (nowMs - _lastVelocityMs < VelocityUpdateSecondsMin * 1000L && nowMs >= _lastVelocityMs))
+            if (_latencyCount < LatencySamplesMin
+                || (_lastVelocityMs is { } last && nowMs - last < VelocityUpdateSecondsMin * 1000L && nowMs >= last))
             {
                 return;
             }
