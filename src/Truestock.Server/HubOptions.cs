@@ -49,6 +49,18 @@ public sealed class HubOptions
 
     /// <summary>API keys; when empty, the API is open (development). Each key has scopes.</summary>
     public List<ApiKeyOptions> ApiKeys { get; set; } = [];
+
+    /// <summary>
+    /// Largest body of a CSV import (POST /v1/imports/...), in bytes; 413 beyond. Imports stream, so
+    /// this bounds the time and journal space one request may take, not memory.
+    /// </summary>
+    public long ImportBodyBytesMax { get; set; } = 1024L * 1024 * 1024;
+
+    /// <summary>Longest row of a CSV import in bytes, line breaks inside quoted fields included; a longer row is a line error.</summary>
+    public int ImportLineBytesMax { get; set; } = 4096;
+
+    /// <summary>Most fields in one row of a CSV import; a row with more is a line error, a header with more a 422.</summary>
+    public int ImportColumnsMax { get; set; } = 32;
 }
 
 /// <summary>One API key and what it may do.</summary>

@@ -13,6 +13,12 @@ if (args is ["print-migrations", ..])
     return 0;
 }
 
+if (args is ["import", ..])
+{
+    // CSV imports talk to a running hub over HTTP, so the hub stays the only writer of its store.
+    return await Truestock.Server.Ingestion.CsvImportCommand.Run(args[1..]);
+}
+
 var app = HubApp.Build(args);
 await app.RunAsync();
 return 0;

@@ -56,7 +56,7 @@ internal static class EventEndpoints
             foreach (var item in array.EnumerateArray())
             {
                 var path = $"events[{i++}]";
-                if (input.IsObject(item, path) && Parse(item, path, input, correlationId) is { } e)
+                if (input.IsObject(item, path) && ParseEvent(item, path, input, correlationId) is { } e)
                 {
                     events.Add(e);
                 }
@@ -93,8 +93,12 @@ internal static class EventEndpoints
         return outcomes;
     }
 
-    /// <summary>Validates one event's shape and the type's quantity rules; state-dependent checks are the engine's.</summary>
-    private static StockEvent? Parse(JsonElement e, string path, JsonInput input, string requestCorrelationId)
+    /// <summary>
+    /// Validates one event's shape and the type's quantity rules; state-dependent checks are the engine's.
+    /// Problems are collected in <paramref name="input"/> under <paramref name="path"/>; the CSV import
+    /// maps each row to this JSON shape and calls it too, so both ways in apply the same rules.
+    /// </summary>
+    internal static StockEvent? ParseEvent(JsonElement e, string path, JsonInput input, string requestCorrelationId)
     {
         var eventId = input.Id(e, "eventId", path + ".eventId", required: true);
         var typeText = input.String(e, "type", path + ".type", required: true, 32);
