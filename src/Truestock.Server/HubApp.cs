@@ -59,13 +59,17 @@ public static class HubApp
         app.UseExceptionHandler(new ExceptionHandlerOptions { ExceptionHandler = HandleException });
         app.UseStatusCodePages(async context =>
         {
-            // Only bodiless answers reach here: unknown paths (404) and wrong methods (405).
+            // Only bodiless answers reach here: unknown paths (404), wrong methods (405) and content types (415).
             var http = context.HttpContext;
             var status = http.Response.StatusCode;
-            await Problems.Create(status, status == 405 ? "method-not-allowed" : "not-found",
-                status == 405 ? "Method not allowed." : "Not found.",
-                status == 405 ? $"{http.Request.Method} is not allowed on {http.Request.Path}." : $"There is nothing at {http.Request.Path}; see /openapi/v1.json.")
-                .ExecuteAsync(http);
+            var (slug, title, detail) = status switch
+            {
+                405 => ("method-not-allowed", "Method not allowed.", $"{http.Request.Method} is not allowed on {http.Request.Path}."),
+                415 => ("unsupported-media-type", "Unsupported media type.",
+                    $"{http.Request.Path} does not accept Content-Type '{http.Request.ContentType}'; send application/json (see /openapi/v1.json)."),
+                _ => ("not-found", "Not found.", $"There is nothing at {http.Request.Path}; see /openapi/v1.json."),
+            };
+            await Problems.Create(status, slug, title, detail).ExecuteAsync(http);
         });
         app.UseRateLimiter();
         app.MapOpenApi("/openapi/v1.json");

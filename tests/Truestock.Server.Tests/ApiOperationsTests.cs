@@ -508,4 +508,16 @@ public sealed class ApiOperationsTests
         Assert.Equal(20, attempts.Count(r => r.StatusCode == HttpStatusCode.Conflict));
         await hub.AssertQuantities("SKU-1", "WH1", 10, 0, 0, 0, 10, 0, 0, 0);
     }
+
+    [Fact]
+    public async Task bodiless_routing_errors_are_problems_that_name_the_cause()
+    {
+        await using var hub = await HubServer.Start();
+
+        await Api.AssertProblem(await hub.Client.GetAsync("/v1/nothing-here"), HttpStatusCode.NotFound, "not-found");
+        await Api.AssertProblem(await hub.Client.DeleteAsync("/v1/events"), HttpStatusCode.MethodNotAllowed, "method-not-allowed");
+        var wrongType = await hub.Client.PostAsync("/v1/events", new StringContent("events", System.Text.Encoding.UTF8, "text/plain"));
+        var problem = await Api.AssertProblem(wrongType, HttpStatusCode.UnsupportedMediaType, "unsupported-media-type");
+        Assert.Contains("text/plain", problem.Str("detail"), StringComparison.Ordinal);
+    }
 }
