@@ -42,6 +42,8 @@ public static class HubApp
         builder.Services.AddSingleton<Channels.ChannelPublisher>();
         builder.Services.AddHostedService(sp => sp.GetRequiredService<Channels.ChannelPublisher>());
         // --- services: file imports
+        // --- services: ERP posting
+        // --- services: polling sources
         // --- services: Shopify webhooks in
         builder.Services.AddShopifyWebhooks(builder.Configuration);
         builder.Services.AddProblemDetails();
@@ -82,6 +84,7 @@ public static class HubApp
         app.MapChannelSync();
         // --- file imports (CSV)
         app.MapImports();
+        // --- ERP posting (status, dead letters)
         // --- Shopify webhooks in
         app.MapShopifyWebhooks();
         return app;
