@@ -170,23 +170,32 @@ internal static class EventEndpoints
         {
             return null;
         }
-        return new StockEvent
+        return Create(eventId, type, sku, locationId, quantity.Value, occurredAt.Value, source, correlationId ?? requestCorrelationId,
+            sourceSeq, reason, reservationId, toLocationId, disposition);
+    }
+
+    /// <summary>
+    /// Builds a validated event with its content fingerprint. Every way in (HTTP, broker, files,
+    /// webhooks, polling) builds events here, so the same event sent two ways is a duplicate.
+    /// </summary>
+    public static StockEvent Create(string eventId, EventType type, string sku, string locationId, long quantity, DateTimeOffset occurredAt,
+        string source, string correlationId, long? sourceSeq = null, string? reason = null, string? reservationId = null,
+        string? toLocationId = null, Disposition disposition = Disposition.None) => new()
         {
             EventId = eventId,
             Type = type,
             Sku = sku,
             LocationId = locationId,
-            Quantity = quantity.Value,
-            OccurredAt = occurredAt.Value,
+            Quantity = quantity,
+            OccurredAt = occurredAt,
             Source = source,
             SourceSeq = sourceSeq,
-            CorrelationId = correlationId ?? requestCorrelationId,
+            CorrelationId = correlationId,
             Reason = reason,
             ReservationId = reservationId,
             ToLocationId = toLocationId,
             Disposition = disposition,
-            Fingerprint = Fingerprints.Of(type, sku, locationId, quantity.Value, occurredAt.Value, source, sourceSeq, reason,
+            Fingerprint = Fingerprints.Of(type, sku, locationId, quantity, occurredAt, source, sourceSeq, reason,
                 reservationId, toLocationId, disposition),
         };
-    }
 }

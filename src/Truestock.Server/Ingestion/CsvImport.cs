@@ -681,25 +681,38 @@ internal sealed class CsvImport
         return new SnapshotImportView(parameters.Source, parameters.AsOf, true, locations, Counts(_zeroCounts, 0, null), null);
     }
 
-    private StockEvent ZeroCount(SnapshotParameters parameters, string sku, string locationId)
+    private StockEvent ZeroCount(SnapshotParameters parameters, string sku, string locationId) =>
+        SnapshotCount(_json, _writer, parameters.Source, parameters.AsOf, sku, locationId, 0, _settings.CorrelationId);
+
+    /// <summary>
+    /// The count of one position in a snapshot of <paramref name="source"/> as of <paramref name="asOf"/>: a
+    /// <c>counted</c> event with the id of <see cref="SnapshotEventId"/>, built through the JSON shape and rules of a
+    /// snapshot row (<see cref="EventEndpoints.ParseEvent"/>), so that its id and fingerprint are the ones a row with
+    /// the same values gets. The zero counts of zeroMissing and the counts of polling sources are made here, so the
+    /// same fact arriving by two ways in is a duplicate, never a second count. <paramref name="buffer"/> and
+    /// <paramref name="writer"/> are scratch space the caller reuses; the SKU and location must already be valid.
+    /// </summary>
+    internal static StockEvent SnapshotCount(ArrayBufferWriter<byte> buffer, Utf8JsonWriter writer, string source, DateTimeOffset asOf,
+        string sku, string locationId, long onHand, string correlationId)
     {
-        // Built through the same JSON shape and rules as a row, so its fingerprint is a row's.
-        _json.ResetWrittenCount();
-        _writer.Reset(_json);
-        _writer.WriteStartObject();
-        _writer.WriteString(EventIdName, SnapshotEventId(parameters.Source, parameters.AsOf, sku, locationId));
-        _writer.WriteString(TypeName, "counted"u8);
-        _writer.WriteString(SkuName, sku);
-        _writer.WriteString(LocationIdName, locationId);
-        _writer.WriteNumber(QuantityName, 0);
-        _writer.WriteString(OccurredAtName, _asOfText);
-        _writer.WriteString(SourceName, parameters.Source);
-        _writer.WriteEndObject();
-        _writer.Flush();
-        using var document = JsonDocument.Parse(_json.WrittenMemory);
+        ArgumentNullException.ThrowIfNull(buffer);
+        ArgumentNullException.ThrowIfNull(writer);
+        buffer.ResetWrittenCount();
+        writer.Reset(buffer);
+        writer.WriteStartObject();
+        writer.WriteString(EventIdName, SnapshotEventId(source, asOf, sku, locationId));
+        writer.WriteString(TypeName, "counted"u8);
+        writer.WriteString(SkuName, sku);
+        writer.WriteString(LocationIdName, locationId);
+        writer.WriteNumber(QuantityName, onHand);
+        writer.WriteString(OccurredAtName, asOf.UtcDateTime.ToString("yyyy-MM-dd'T'HH:mm:ss.fffffff'Z'", CultureInfo.InvariantCulture));
+        writer.WriteString(SourceName, source);
+        writer.WriteEndObject();
+        writer.Flush();
+        using var document = JsonDocument.Parse(buffer.WrittenMemory);
         var input = new JsonInput();
-        return EventEndpoints.ParseEvent(document.RootElement, RowPath, input, _settings.CorrelationId)
-            ?? throw new InvalidOperationException($"A zero count for a known position failed validation: {input.Describe()}");
+        return EventEndpoints.ParseEvent(document.RootElement, RowPath, input, correlationId)
+            ?? throw new InvalidOperationException($"The snapshot count of '{sku}' at '{locationId}' failed validation: {input.Describe()}");
     }
 
     private static ImportCounts Counts(long[] counts, long invalid, long? valid) =>

@@ -434,21 +434,8 @@ internal sealed class ShopifyWebhookHandler(Sequencer engine, HubMetrics metrics
     {
         var at = occurredAt ?? time.GetUtcNow();
         var source = ("shopify:" + d.SourceId) is { Length: <= Limits.IdLengthMax } s ? s : "shopify:" + d.SourceId[..(Limits.IdLengthMax - 8)];
-        return new StockEvent
-        {
-            EventId = eventId,
-            Type = type,
-            Sku = sku,
-            LocationId = locationId,
-            Quantity = quantity,
-            OccurredAt = at,
-            Source = source,
-            CorrelationId = d.CorrelationId,
-            Reason = reason,
-            ReservationId = reservationId,
-            // The same digest as POST /v1/events (EventEndpoints.Parse), so the same event sent there is a duplicate.
-            Fingerprint = Fingerprints.Of(type, sku, locationId, quantity, at, source, null, reason, reservationId, null, Disposition.None),
-        };
+        // The same construction as POST /v1/events, so the same event sent there is a duplicate.
+        return EventEndpoints.Create(eventId, type, sku, locationId, quantity, at, source, d.CorrelationId, reason: reason, reservationId: reservationId);
     }
 
     private async Task<ShopifyStop?> Apply(ShopifyDelivery d, List<StockEvent> events)
