@@ -265,11 +265,18 @@ internal sealed class ChannelPublisher : BackgroundService
                 outcomes = await connector.PublishAsync(updates, token).ConfigureAwait(false);
             }
             var bySku = pending.ToDictionary(p => p.Sku, StringComparer.Ordinal);
+            var answers = new Dictionary<string, PublishOutcome>(outcomes.Count, StringComparer.Ordinal);
+            foreach (var o in outcomes)
+            {
+                answers[o.Sku] = o;
+            }
             var doneMs = _owner._time.GetUtcNow().ToUnixTimeMilliseconds();
             foreach (var update in updates)
             {
-                var outcome = outcomes.FirstOrDefault(o => o.Sku == update.Sku && o.Version == update.Version)
-                    ?? new PublishOutcome(update.Sku, update.Version, PublishStatus.Transient, "The connector returned no outcome for this update.");
+                // An outcome for another version of the SKU does not answer this update: it is retried.
+                var outcome = answers.TryGetValue(update.Sku, out var answer) && answer.Version == update.Version
+                    ? answer
+                    : new PublishOutcome(update.Sku, update.Version, PublishStatus.Transient, "The connector returned no outcome for this update.");
                 var row = bySku[update.Sku];
                 switch (outcome.Status)
                 {
