@@ -4,73 +4,18 @@ using Truestock.Connectors.Emulators;
 namespace Truestock.Server.Tests;
 
 /// <summary>
-/// Each connector through the whole pipeline: a burst of thousands of changes over hundreds of
-/// SKUs, then a quiet period, after which the channel's emulator shows the hub's ATS for every SKU,
-/// with coalesced calls and without a storm of throttles. The emulators keep the documented limits;
-/// windows are scaled down where the documented one (Walmart: 10 feeds an hour) would make the
-/// test take an hour, with the connector's budget scaled to match.
+/// Each connector through the whole pipeline, against its emulator (see <see cref="ChannelEmulators"/>).
 /// </summary>
 public sealed class ChannelConnectorConvergenceTests
 {
-    /// <summary>An emulator of one kind, seen through what the test needs.</summary>
-    private sealed record Emulated(
-        Dictionary<string, object?> Connector,
-        string[] CredentialArgs,
-        Action<string> AddListing,
-        Func<string, long?> QuantityOf,
-        Func<long> Requests,
-        Func<long> Throttled,
-        IAsyncDisposable Owner);
-
-    private static async Task<Emulated> Start(string kind)
-    {
-        switch (kind)
-        {
-            case "webhook":
-            {
-                var e = await WebhookEmulator.StartAsync(new WebhookEmulatorOptions { Secret = "hook-secret", RequestsPerWindow = 400 });
-                return new Emulated(
-                    new() { ["kind"] = "webhook", ["url"] = e.Url.ToString(), ["requestsPerSecondMax"] = 200 },
-                    ["--Truestock:Credentials:web:secret=hook-secret"],
-                    sku => e.AddListing(sku), e.QuantityOf, () => e.Requests, () => e.ThrottledResponses, e);
-            }
-            case "walmart":
-            {
-                var e = await WalmartEmulator.StartAsync(new WalmartEmulatorOptions
-                {
-                    FeedsPerWindow = 10,
-                    FeedWindow = TimeSpan.FromSeconds(10),
-                    FeedProcessingDelay = TimeSpan.FromMilliseconds(200),
-                });
-                return new Emulated(
-                    new()
-                    {
-                        ["kind"] = "walmart", ["baseUrl"] = e.BaseAddress.ToString(), ["feedsPerHour"] = 3600,
-                        ["feedPollIntervalSeconds"] = 0.1,
-                    },
-                    ["--Truestock:Credentials:web:clientId=emulator-client-id", "--Truestock:Credentials:web:clientSecret=emulator-client-secret"],
-                    sku => e.AddListing(sku), e.QuantityOf, () => e.Requests, () => e.ThrottledResponses, e);
-            }
-            case "shopify":
-            {
-                var e = await ShopifyEmulator.StartAsync(new ShopifyEmulatorOptions());
-                return new Emulated(
-                    new() { ["kind"] = "shopify", ["baseUrl"] = e.BaseAddress.ToString(), ["locationId"] = e.LocationId },
-                    ["--Truestock:Credentials:web:accessToken=shpat_emulator_token"],
-                    sku => e.AddListing(sku), e.QuantityOf, () => e.Requests, () => e.ThrottledResponses, e);
-            }
-            default:
-                throw new ArgumentOutOfRangeException(nameof(kind), kind, "No emulator for this kind.");
-        }
-    }
-
     [Theory]
     [InlineData("webhook")]
     [InlineData("walmart")]
     [InlineData("shopify")]
+    [InlineData("amazon")]
     public async Task after_a_burst_and_a_quiet_period_the_channel_shows_the_hub_ats_for_every_sku(string kind)
     {
-        var emulated = await Start(kind);
+        var emulated = await ChannelEmulators.Start(kind);
         await using var _ = emulated.Owner;
         await using var hub = await HubServer.Start([.. emulated.CredentialArgs, "--Truestock:ChannelPollMilliseconds=20"]);
         var skus = Enumerable.Range(0, 200).Select(i => $"{kind.ToUpperInvariant()}-{i:D3}").ToArray();
@@ -92,14 +37,8 @@ public sealed class ChannelConnectorConvergenceTests
         }
 
         // The quiet period: no more changes; the hub's clock moves so that retries come due.
-        var until = DateTime.UtcNow.AddSeconds(90);
-        JsonElement sync;
-        while ((sync = await hub.GetJson("/v1/channels/web/sync")).Long("pending") > 0)
-        {
-            Assert.True(DateTime.UtcNow < until, $"{kind}: still {sync.Long("pending")} pending; last error: {(sync.TryGetProperty("lastError", out var e) ? e.GetString() : "none")}");
-            await hub.Advance(TimeSpan.FromSeconds(1));
-            await Task.Delay(50);
-        }
+        await Until(hub, s => s.Long("pending") == 0, $"{kind}: every change is published");
+        var sync = await hub.GetJson("/v1/channels/web/sync");
 
         Assert.Equal(0, sync.Long("deadLetters"));
         var wrong = new List<string>();
@@ -115,5 +54,47 @@ public sealed class ChannelConnectorConvergenceTests
         Assert.True(wrong.Count == 0, $"{kind}: the channel disagrees with the hub: " + string.Join("; ", wrong.Take(10)));
         Assert.True(emulated.Requests() < changes / 2, $"{kind}: {emulated.Requests()} calls for {changes} changes: not coalesced.");
         Assert.True(emulated.Throttled() <= 5, $"{kind}: {emulated.Throttled()} throttled answers: the connector did not keep to the limits.");
+    }
+
+    [Theory]
+    [InlineData("webhook")]
+    [InlineData("walmart")]
+    [InlineData("shopify")]
+    [InlineData("amazon")]
+    public async Task a_permanent_error_dead_letters_the_sku_with_the_channel_error_and_replay_fixes_it(string kind)
+    {
+        var emulated = await ChannelEmulators.Start(kind);
+        await using var _ = emulated.Owner;
+        await using var hub = await HubServer.Start([.. emulated.CredentialArgs, "--Truestock:ChannelPollMilliseconds=20"]);
+        emulated.AddListing("FINE");
+        emulated.AddListing("BROKEN");
+        emulated.Faults.BreakSku("BROKEN");
+        await hub.Setup("web", new { connector = emulated.Connector });
+
+        await hub.Receive("FINE", "WH1", 5);
+        await hub.Receive("BROKEN", "WH1", 7);
+        await Until(hub, s => s.Long("deadLetters") == 1 && s.Long("pending") == 0, $"{kind}: the broken SKU is dead-lettered");
+
+        var letter = await hub.GetJson("/v1/channels/web/dead-letters/BROKEN");
+        Assert.False(string.IsNullOrWhiteSpace(letter.Str("error")), $"{kind}: the dead letter carries the channel's error");
+        Assert.Equal(5, emulated.QuantityOf("FINE"));
+
+        emulated.Faults.Heal("BROKEN");
+        await hub.PostEmpty("/v1/channels/web/dead-letters/BROKEN/replay");
+        await Until(hub, s => s.Long("deadLetters") == 0 && s.Long("pending") == 0, $"{kind}: the replay is published");
+
+        Assert.Equal(7, emulated.QuantityOf("BROKEN"));
+    }
+
+    /// <summary>Waits for a sync status, moving the hub's clock so that retries come due.</summary>
+    private static async Task Until(HubServer hub, Func<JsonElement, bool> condition, string what)
+    {
+        var until = DateTime.UtcNow.AddSeconds(90);
+        while (!condition(await hub.GetJson("/v1/channels/web/sync")))
+        {
+            Assert.True(DateTime.UtcNow < until, $"Timed out waiting until {what}.");
+            await hub.Advance(TimeSpan.FromSeconds(1));
+            await Task.Delay(50);
+        }
     }
 }
