@@ -250,12 +250,9 @@ internal sealed class ChannelPublisher : BackgroundService
             var updates = new List<AtsUpdate>(pending.Count);
             foreach (var p in pending)
             {
-                if (p.PublishedAts == p.Ats)
-                {
-                    // The channel already shows this value (the ATS went away and came back): coalesced, no call.
-                    results.Add(new AdoJournal.SyncResult(p.Sku, p.Ats, p.Version, AdoJournal.SyncResultKind.Published, null, 0));
-                    continue;
-                }
+                // Even when the ATS came back to the value last acknowledged, it is sent again: an
+                // attempt since that acknowledgement (a timeout, or a crash before its answer was
+                // recorded) may have left another value at the channel, and only a call makes sure.
                 var urgent = p.Ats <= _settings.LowStockThreshold && (p.PublishedAts is null || p.Ats < p.PublishedAts);
                 updates.Add(new AtsUpdate(p.Sku, p.Ats, p.Version, urgent));
             }
