@@ -3,6 +3,17 @@ using System.Text;
 using System.Text.Json;
 using Truestock.Simulation;
 
+// Verbs: "demo" runs the hub with emulated channels and live traffic (Demo/); "simulate", or no
+// verb, runs the deterministic simulation below.
+if (args.Length > 0 && args[0] == "demo")
+{
+    return await Truestock.Simulation.Demo.DemoCommand.RunAsync(args[1..]);
+}
+if (args.Length > 0 && args[0] == "simulate")
+{
+    args = args[1..];
+}
+
 // Deterministic: the same seed gives the same demand and the same results, run after run.
 var seed = 42;
 var days = 3;
@@ -29,7 +40,8 @@ for (var i = 0; i < args.Length; i++)
             break;
         default:
             Console.Error.WriteLine($"unknown or invalid argument '{args[i]}'");
-            Console.Error.WriteLine("usage: simulate [--seed N] [--days 2..30] [--skus 1..5000] [--out DIR]");
+            Console.Error.WriteLine("usage: [simulate] [--seed N] [--days 2..30] [--skus 1..5000] [--out DIR]");
+            Console.Error.WriteLine("   or: demo --help (the hub with emulated channels and live traffic)");
             return 2;
     }
 }

@@ -41,9 +41,15 @@ public static class HubApp
         // --- services: channel sync
         builder.Services.AddSingleton<Channels.ChannelPublisher>();
         builder.Services.AddHostedService(sp => sp.GetRequiredService<Channels.ChannelPublisher>());
+        // --- exceptions workflow and reports
+        Exceptions.ExceptionEndpoints.AddExceptionWorkflow(builder.Services);
         // --- services: file imports
+        // --- reconciliation
+        Reconciliation.ReconciliationEndpoints.AddReconciliation(builder.Services, builder.Configuration);
         // --- services: ERP posting
+        Erp.ErpEndpoints.AddErpPosting(builder.Services, builder.Configuration);
         // --- services: polling sources
+        builder.Services.AddPollingSources(builder.Configuration);
         // --- services: Shopify webhooks in
         builder.Services.AddShopifyWebhooks(builder.Configuration);
         builder.Services.AddProblemDetails();
@@ -82,9 +88,17 @@ public static class HubApp
         app.MapOperations();
         // --- channel sync (publisher, dead letters)
         app.MapChannelSync();
+        // --- exceptions workflow and reports
+        Exceptions.ExceptionEndpoints.MapExceptionWorkflow(app);
+        Exceptions.ReportEndpoints.MapReports(app);
         // --- file imports (CSV)
         app.MapImports();
+        // --- reconciliation
+        Reconciliation.ReconciliationEndpoints.MapReconciliation(app);
         // --- ERP posting (status, dead letters)
+        Erp.ErpEndpoints.MapErpPosting(app);
+        // --- polling sources
+        app.MapPollingSources();
         // --- Shopify webhooks in
         app.MapShopifyWebhooks();
         return app;

@@ -389,4 +389,49 @@ public sealed class ChannelSyncTests
         Assert.Equal(HttpStatusCode.Forbidden, (await hub.Client.GetAsync("/v1/channels/web/sync")).StatusCode);
         Assert.Equal(HttpStatusCode.Forbidden, (await hub.PostEmpty("/v1/channels/web/dead-letters/replay")).StatusCode);
     }
+
+    [Fact]
+    public async Task a_sale_where_a_velocity_channel_does_not_source_still_republishes_its_buffer()
+    {
+        await using var channel = await WebhookEmulator.StartAsync(new WebhookEmulatorOptions { Secret = Secret });
+        await using var hub = await HubServer.Start($"--Truestock:Credentials:web:secret={Secret}", "--Truestock:ChannelPollMilliseconds=20");
+        (await hub.Put("/v1/locations/S2", new { name = "Store 2", type = "store" })).EnsureSuccessStatusCode();
+        await hub.Setup("web", new
+        {
+            connector = new { kind = "webhook", url = channel.Url.ToString(), velocityBuffer = new { maxUnits = 100, delaySecondsInitial = 300 } },
+        }, "WH1");
+        await hub.Receive("A", "WH1", 100);
+        await hub.Receive("A", "S2", 10);
+        await Drained(hub);
+        Assert.Equal(100, channel.QuantityOf("A"));
+
+        // Five sold at S2, which the channel does not source: velocity 5/300 unit/s × 300 s = 5 units withheld.
+        await hub.Events(HubServer.Event("sold", "A", "S2", 5));
+        await Drained(hub);
+
+        Assert.Equal(95, channel.QuantityOf("A"));
+    }
+
+    [Fact]
+    public async Task a_channel_moved_to_a_new_endpoint_is_told_every_value_again()
+    {
+        await using var first = await WebhookEmulator.StartAsync(new WebhookEmulatorOptions { Secret = Secret });
+        await using var second = await WebhookEmulator.StartAsync(new WebhookEmulatorOptions { Secret = Secret });
+        await using var hub = await HubServer.Start($"--Truestock:Credentials:web:secret={Secret}", "--Truestock:ChannelPollMilliseconds=20");
+        await hub.Setup("web", new { connector = new { kind = "webhook", url = first.Url.ToString() } });
+        await hub.Receive("A", "WH1", 4);
+        await hub.Receive("B", "S1", 6);
+        await Drained(hub);
+        Assert.Equal((4L, 6L), (first.QuantityOf("A")!.Value, first.QuantityOf("B")!.Value));
+
+        (await hub.Put("/v1/channels/web", new
+        {
+            name = "Web",
+            locations = new[] { "WH1", "S1" },
+            connector = new { kind = "webhook", url = second.Url.ToString() },
+        })).EnsureSuccessStatusCode();
+        await Eventually(async () => (await Sync(hub)).Long("pending") == 0 && second.QuantityOf("B") is not null, "the new endpoint is told");
+
+        Assert.Equal((4L, 6L), (second.QuantityOf("A")!.Value, second.QuantityOf("B")!.Value));
+    }
 }

@@ -304,7 +304,7 @@ internal sealed class ChannelPublisher : BackgroundService
                         break;
                 }
             }
-            Journal.RecordPublications(Channel.Id, results, doneMs);
+            Journal.RecordPublications(Channel.Id, results, doneMs, nowMs);
             return results.Count;
         }
 

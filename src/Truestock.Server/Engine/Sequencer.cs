@@ -45,6 +45,7 @@ internal sealed class Sequencer : IHostedService, IDisposable
     private readonly List<(string Id, string ViewJson)> _archived = [];
     private readonly List<SyncChange> _syncChanges = [];
     private readonly HashSet<(string ChannelId, string Sku)> _touched = [];
+    private readonly HashSet<(string ChannelId, string Sku)> _forced = [];
     private readonly Dictionary<string, (Channel Channel, DegradationBuffer Degradation, ChannelVelocity? Velocity)> _synced = new(StringComparer.Ordinal);
     private readonly List<Channel> _connected = [];
     private readonly Channels.SyncSignal _signal;
@@ -431,6 +432,7 @@ internal sealed class Sequencer : IHostedService, IDisposable
     {
         _syncChanges.Clear();
         _touched.Clear();
+        _forced.Clear();
         _connected.Clear();
         var changedChannels = false;
         foreach (var channel in _shard.Channels)
@@ -448,6 +450,8 @@ internal sealed class Sequencer : IHostedService, IDisposable
                 continue;
             }
             changedChannels = true;
+            // A new endpoint (or sourcing list) must be told every value, changed or not.
+            var force = seen.Channel is { } before && (before.ConnectorJson != channel.ConnectorJson || !before.Locations.SequenceEqual(channel.Locations));
             _synced[channel.Id] = (channel, degradation, velocity);
             foreach (var sku in _shard.Skus)
             {
@@ -455,6 +459,10 @@ internal sealed class Sequencer : IHostedService, IDisposable
                 {
                     if (channel.Locations.Contains(p.LocationId))
                     {
+                        if (force)
+                        {
+                            _forced.Add((channel.Id, sku));
+                        }
                         _touched.Add((channel.Id, sku));
                         break;
                     }
@@ -478,7 +486,9 @@ internal sealed class Sequencer : IHostedService, IDisposable
         {
             foreach (var channel in _connected)
             {
-                if (channel.Locations.Contains(entry.LocationId))
+                // A velocity buffer depends on the SKU's sales everywhere, so a sale at any location
+                // changes the ATS of a velocity channel, even one that does not source that location.
+                if (channel.Locations.Contains(entry.LocationId) || _shard.VelocityOf(channel.Id) is not null)
                 {
                     _touched.Add((channel.Id, entry.Sku));
                 }
@@ -486,7 +496,7 @@ internal sealed class Sequencer : IHostedService, IDisposable
         }
         foreach (var (channelId, sku) in _touched)
         {
-            _syncChanges.Add(new SyncChange(channelId, sku, _shard.Ats(_shard.FindChannel(channelId)!, sku, now)));
+            _syncChanges.Add(new SyncChange(channelId, sku, _shard.Ats(_shard.FindChannel(channelId)!, sku, now), _forced.Contains((channelId, sku))));
         }
     }
 

@@ -82,8 +82,10 @@ internal static class AvailabilityEndpoints
         // The ledger is read from the journal: every acknowledged write is committed there before its answer.
         var rows = engine.Journal.ReadLedger(sku, locationId, afterId, pageSize + 1);
         var more = rows.Count > pageSize;
-        var page = rows.Take(pageSize).Select(r => new LedgerEntryView(r.Id, r.EventId, r.ReservationId, r.Type, r.Quantity, r.OccurredAt,
-            r.RecordedAt, r.Status, r.Source, r.CorrelationId, r.OnHandAfter, r.AvailableAfter)).ToArray();
+        var stored = rows.Take(pageSize).ToList();
+        var erp = Erp.ErpEndpoints.LedgerStates(engine.Journal, stored);
+        var page = stored.Select(r => new LedgerEntryView(r.Id, r.EventId, r.ReservationId, r.Type, r.Quantity, r.OccurredAt,
+            r.RecordedAt, r.Status, r.Source, r.CorrelationId, r.OnHandAfter, r.AvailableAfter, erp.GetValueOrDefault(r.Id))).ToArray();
         return Results.Ok(new LedgerPage(page, more ? page[^1].Id.ToString(CultureInfo.InvariantCulture) : null));
     }
 }

@@ -61,20 +61,14 @@ public sealed record EventResultView(string EventId, string Status, EventErrorVi
 /// <summary>The results of an events request, in request order.</summary>
 public sealed record EventsResponse(IReadOnlyList<EventResultView> Results);
 
-/// <summary>One ledger row.</summary>
+/// <summary>One ledger row; <c>Erp</c> (extension) says what the ERP made of it, only where ERP posting applies to it.</summary>
 public sealed record LedgerEntryView(long Id, string? EventId, string? ReservationId, string Type, long Quantity,
     DateTimeOffset OccurredAt, DateTimeOffset RecordedAt, string Status, string Source, string CorrelationId,
-    long OnHandAfter, long AvailableAfter);
+    long OnHandAfter, long AvailableAfter, Erp.ErpLedgerView? Erp = null);
 
 /// <summary>A page of ledger rows; pass <c>next</c> as <c>after</c> for the following page.</summary>
 public sealed record LedgerPage(IReadOnlyList<LedgerEntryView> Entries, string? Next);
 
-/// <summary>One exception raised by the engine.</summary>
-public sealed record ExceptionView(long Id, string Type, string? Sku, string? LocationId, string? EventId, string? ReservationId,
-    string? Source, long Quantity, string Detail, DateTimeOffset RecordedAt);
-
-/// <summary>A page of exceptions.</summary>
-public sealed record ExceptionPage(IReadOnlyList<ExceptionView> Items, string? Next);
 
 internal static class Views
 {

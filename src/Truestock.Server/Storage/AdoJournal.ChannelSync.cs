@@ -3,8 +3,11 @@ using System.Data.Common;
 
 namespace Truestock.Server.Storage;
 
-/// <summary>A (channel, SKU) whose ATS the engine recomputed in a batch.</summary>
-internal readonly record struct SyncChange(string ChannelId, string Sku, long Ats);
+/// <summary>
+/// A (channel, SKU) whose ATS the engine recomputed in a batch. <paramref name="Force"/> makes it
+/// pending even when the ATS did not change (the channel's endpoint changed: it must be told anew).
+/// </summary>
+internal readonly record struct SyncChange(string ChannelId, string Sku, long Ats, bool Force = false);
 
 /// <summary>A pending publication, as the publisher reads it.</summary>
 internal readonly record struct PendingPublication(string Sku, long Ats, long Version, long ChangedAtMs, long? PublishedAts, int Attempts);
@@ -26,6 +29,7 @@ internal abstract partial class AdoJournal
     // A row becomes pending only when the ATS really changed; its change time stays the oldest
     // unpublished change so that lag is measured from the first change the channel has not seen.
     // A dead row takes the new value but stays dead until an operator replays or discards it.
+    // @p6 = 1 forces the row pending even with an unchanged ATS (a new connector endpoint).
     private const string UpsertSyncSql = """
         INSERT INTO channel_sync (channel_id, sku, ats, version, changed_at_ms, pending, published_ats, published_version,
             published_at_ms, attempts, next_attempt_ms, dead, dead_at_ms, last_error)
@@ -35,7 +39,7 @@ internal abstract partial class AdoJournal
             version = excluded.version,
             changed_at_ms = CASE WHEN channel_sync.pending = 1 THEN channel_sync.changed_at_ms ELSE excluded.changed_at_ms END,
             pending = CASE WHEN channel_sync.dead = 1 THEN 0 ELSE 1 END
-        WHERE channel_sync.ats <> excluded.ats
+        WHERE channel_sync.ats <> excluded.ats OR @p6 = 1
         """;
 
     /// <summary>
@@ -82,7 +86,7 @@ internal abstract partial class AdoJournal
     /// Records the channel's answers in one transaction. An acknowledgement never moves the
     /// published version backwards, and a row that changed meanwhile stays pending.
     /// </summary>
-    public void RecordPublications(string channelId, IReadOnlyList<SyncResult> results, long nowMs)
+    public void RecordPublications(string channelId, IReadOnlyList<SyncResult> results, long nowMs, long readAtMs = 0)
     {
         if (results.Count == 0)
         {
@@ -90,11 +94,15 @@ internal abstract partial class AdoJournal
         }
         using var c = OpenReader();
         using var tx = c.BeginTransaction();
+        // A row that changed after it was read stays pending; its change time moves up to the read,
+        // because every change the channel has not seen now happened after it (lag would otherwise
+        // be measured from a change the channel has long acknowledged).
         using var published = Command(c, tx, """
             UPDATE channel_sync SET published_ats = @p3, published_version = @p4, published_at_ms = @p5, attempts = 0,
-                next_attempt_ms = 0, last_error = NULL, pending = CASE WHEN version > @p4 THEN 1 ELSE 0 END
+                next_attempt_ms = 0, last_error = NULL, pending = CASE WHEN version > @p4 THEN 1 ELSE 0 END,
+                changed_at_ms = CASE WHEN version > @p4 AND changed_at_ms < @p6 THEN @p6 ELSE changed_at_ms END
             WHERE channel_id = @p1 AND sku = @p2 AND published_version < @p4
-            """, DbType.String, DbType.String, DbType.Int64, DbType.Int64, DbType.Int64);
+            """, DbType.String, DbType.String, DbType.Int64, DbType.Int64, DbType.Int64, DbType.Int64);
         using var retry = Command(c, tx, """
             UPDATE channel_sync SET attempts = attempts + 1, next_attempt_ms = @p3, last_error = @p4
             WHERE channel_id = @p1 AND sku = @p2 AND pending = 1
@@ -108,7 +116,7 @@ internal abstract partial class AdoJournal
             switch (result.Kind)
             {
                 case SyncResultKind.Published:
-                    Bind(published, channelId, result.Sku, result.Ats, result.Version, nowMs);
+                    Bind(published, channelId, result.Sku, result.Ats, result.Version, nowMs, readAtMs);
                     published.ExecuteNonQuery();
                     break;
                 case SyncResultKind.Retry:

@@ -86,7 +86,7 @@ internal abstract partial class AdoJournal : IDisposable
         _insertEventId = Prepare(writer, "INSERT INTO event_ids (event_id, fingerprint) VALUES (@p1, @p2)", DbType.String, DbType.String);
         _insertReservationId = Prepare(writer, "INSERT INTO reservation_ids (reservation_id, fingerprint) VALUES (@p1, @p2)", DbType.String, DbType.String);
         _archiveReservation = Prepare(writer, "UPDATE reservation_ids SET archived_view = @p2 WHERE reservation_id = @p1", DbType.String, DbType.String);
-        _upsertSync = Prepare(writer, UpsertSyncSql, DbType.String, DbType.String, DbType.Int64, DbType.Int64, DbType.Int64);
+        _upsertSync = Prepare(writer, UpsertSyncSql, DbType.String, DbType.String, DbType.Int64, DbType.Int64, DbType.Int64, DbType.Int32);
         return true;
     }
 
@@ -144,6 +144,7 @@ internal abstract partial class AdoJournal : IDisposable
             throw new InvalidOperationException("This process is not the writer.");
         }
         DbCommand[] statements = [_insertCommand, _insertLedger, _insertException, _insertEventId, _insertReservationId, _archiveReservation, _upsertSync];
+        var erpOutbox = ErpPostingEnabled ? PrepareErpOutbox(writer) : null;
         using var tx = writer.BeginTransaction();
         try
         {
@@ -197,9 +198,14 @@ internal abstract partial class AdoJournal : IDisposable
                 var changedAtMs = batchTime.ToUnixTimeMilliseconds();
                 foreach (var change in syncChanges)
                 {
-                    Bind(_upsertSync, change.ChannelId, change.Sku, change.Ats, seq, changedAtMs);
+                    Bind(_upsertSync, change.ChannelId, change.Sku, change.Ats, seq, changedAtMs, change.Force ? 1 : 0);
                     _upsertSync.ExecuteNonQuery();
                 }
+            }
+            // ERP postings are queued in the same transaction as their ledger rows, so a crash can never lose one.
+            if (erpOutbox is not null)
+            {
+                AppendErpOutbox(erpOutbox, tx, records, effects, _nextLedgerId, batchTime);
             }
             tx.Commit();
             LastSeq = seq;
@@ -405,6 +411,7 @@ internal abstract partial class AdoJournal : IDisposable
         }
         _writer?.Dispose();
         _insertCommand = _insertLedger = _insertException = _insertEventId = _insertReservationId = _archiveReservation = _upsertSync = null;
+        DisposeErpOutbox();
         _writer = null;
     }
 
