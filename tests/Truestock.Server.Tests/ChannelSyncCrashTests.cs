@@ -27,7 +27,7 @@ public sealed class ChannelSyncCrashTests
         {
             channel.AddListing(sku);
         }
-        var acknowledged = 0;
+        int acknowledged;
 
         using (var hub = new HubProcess(args))
         {
@@ -40,40 +40,16 @@ public sealed class ChannelSyncCrashTests
                 connector = channel.Connector,
             })).EnsureSuccessStatusCode();
 
-            using var stop = new CancellationTokenSource();
-            var writers = Enumerable.Range(0, 4).Select(w => Task.Run(async () =>
-            {
-                var random = new Random(w);
-                while (!stop.IsCancellationRequested)
-                {
-                    var events = Enumerable.Range(0, 20).Select(_ => random.Next(3) == 0
-                        ? HubServer.Event("sold", skus[random.Next(skus.Length)], "WH1", 1)
-                        : HubServer.Event("received", skus[random.Next(skus.Length)], "WH1", random.Next(1, 5))).ToArray();
-                    try
-                    {
-                        (await hub.Client.PostAsJsonAsync("/v1/events", new { events })).EnsureSuccessStatusCode();
-                        Interlocked.Increment(ref acknowledged);
-                    }
-                    catch (HttpRequestException)
-                    {
-                        return; // The process is gone.
-                    }
-                    catch (TaskCanceledException)
-                    {
-                        return;
-                    }
-                }
-            })).ToArray();
+            using var burst = new EventBurst(hub.Client, skus, eventsPerRequest: 20);
 
             // Kill while changes are still being written and published.
             var deadline = DateTime.UtcNow.AddSeconds(30);
-            while ((Volatile.Read(ref acknowledged) < 100 || channel.Requests() < 20) && DateTime.UtcNow < deadline)
+            while ((burst.Acknowledged < 100 || channel.Requests() < 20) && DateTime.UtcNow < deadline)
             {
                 await Task.Delay(10);
             }
             hub.Kill();
-            await stop.CancelAsync();
-            await Task.WhenAll(writers);
+            acknowledged = await burst.StopAsync();
         }
         Assert.True(acknowledged >= 20, $"Only {acknowledged} requests were acknowledged before the kill.");
 

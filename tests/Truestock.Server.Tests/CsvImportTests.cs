@@ -803,7 +803,10 @@ public sealed class CsvImportMemoryTests(ITestOutputHelper log)
 
         var content = new StreamContent(file, 64 * 1024);
         content.Headers.ContentType = new MediaTypeHeaderValue("text/csv");
-        var response = await hub.Client.PostAsync("/v1/imports/movements", content);
+        // One request carries the whole file; on PostgreSQL (one round trip per journal row) it takes
+        // minutes on a small machine, longer than the test client's default time limit.
+        using var patient = new HttpClient { BaseAddress = hub.BaseAddress, Timeout = TimeSpan.FromMinutes(15) };
+        var response = await patient.PostAsync("/v1/imports/movements", content);
         var report = (await Api.AssertJson(response, HttpStatusCode.OK)).Deserialize<ImportReport>(new JsonSerializerOptions(JsonSerializerDefaults.Web))!;
 
         clock.Stop();

@@ -34,46 +34,22 @@ public sealed class ErpPostingCrashTests
             "--Truestock:Erp:BackoffSecondsMax=1",
         ];
         var skus = Enumerable.Range(0, 50).Select(i => $"E-{i:D2}").ToArray();
-        var acknowledged = 0;
+        int acknowledged;
 
         using (var hub = new HubProcess(args))
         {
             await hub.Start();
             (await hub.Client.PutAsJsonAsync("/v1/locations/WH1", new { name = "Warehouse", type = "warehouse" })).EnsureSuccessStatusCode();
-            using var stop = new CancellationTokenSource();
-            var writers = Enumerable.Range(0, 4).Select(w => Task.Run(async () =>
-            {
-                var random = new Random(w);
-                while (!stop.IsCancellationRequested)
-                {
-                    var events = Enumerable.Range(0, 10).Select(_ => random.Next(3) == 0
-                        ? HubServer.Event("sold", skus[random.Next(skus.Length)], "WH1", 1)
-                        : HubServer.Event("received", skus[random.Next(skus.Length)], "WH1", random.Next(1, 5))).ToArray();
-                    try
-                    {
-                        (await hub.Client.PostAsJsonAsync("/v1/events", new { events })).EnsureSuccessStatusCode();
-                        Interlocked.Increment(ref acknowledged);
-                    }
-                    catch (HttpRequestException)
-                    {
-                        return; // The process is gone.
-                    }
-                    catch (TaskCanceledException)
-                    {
-                        return;
-                    }
-                }
-            })).ToArray();
+            using var burst = new EventBurst(hub.Client, skus, eventsPerRequest: 10);
 
             // Kill while movements are still being written and the ERP is behind.
             var deadline = DateTime.UtcNow.AddSeconds(30);
-            while ((Volatile.Read(ref acknowledged) < 60 || erp.BookedCount < 100) && DateTime.UtcNow < deadline)
+            while ((burst.Acknowledged < 60 || erp.BookedCount < 100) && DateTime.UtcNow < deadline)
             {
                 await Task.Delay(10);
             }
             hub.Kill();
-            await stop.CancelAsync();
-            await Task.WhenAll(writers);
+            acknowledged = await burst.StopAsync();
         }
         Assert.True(acknowledged >= 20, $"Only {acknowledged} requests were acknowledged before the kill.");
         erp.SlowDown(null);

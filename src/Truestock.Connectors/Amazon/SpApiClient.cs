@@ -249,29 +249,13 @@ internal sealed class SpApiClient
     /// <summary>Reads a body, failing when it exceeds <paramref name="bytesMax"/>.</summary>
     public static async Task<byte[]> ReadBytesBoundedAsync(HttpContent content, int bytesMax, CancellationToken cancellationToken)
     {
+        // A declared length over the limit fails before anything is read.
         if (content.Headers.ContentLength is { } length && length > bytesMax)
         {
             throw new ResponseTooLargeException();
         }
-        var stream = await content.ReadAsStreamAsync(cancellationToken).ConfigureAwait(false);
-        await using (stream.ConfigureAwait(false))
-        {
-            using var buffer = new MemoryStream();
-            var chunk = new byte[16 * 1024];
-            while (true)
-            {
-                var read = await stream.ReadAsync(chunk, cancellationToken).ConfigureAwait(false);
-                if (read == 0)
-                {
-                    return buffer.ToArray();
-                }
-                if (buffer.Length + read > bytesMax)
-                {
-                    throw new ResponseTooLargeException();
-                }
-                buffer.Write(chunk, 0, read);
-            }
-        }
+        return await BoundedBody.ReadAsync(content, bytesMax, cancellationToken).ConfigureAwait(false)
+            ?? throw new ResponseTooLargeException();
     }
 
     /// <summary>

@@ -317,14 +317,8 @@ public sealed class AmazonEmulator : IAsyncDisposable
         ctx.Response.Headers["x-amzn-RequestId"] = Guid.NewGuid().ToString();
         if (Faults.TakeTimeout())
         {
-            try
-            {
-                await Task.Delay(Timeout.Infinite, ctx.RequestAborted).ConfigureAwait(false);
-            }
-            catch (OperationCanceledException)
-            {
-                // The client gave up, which is the point of the fault.
-            }
+            // Only the client giving up ends this hang, which is the point of the fault.
+            await EmulatorSupport.HangAsync(ctx.RequestAborted, CancellationToken.None).ConfigureAwait(false);
             return;
         }
         if (Faults.TakeTransientError())
@@ -657,21 +651,7 @@ public sealed class AmazonEmulator : IAsyncDisposable
         await WriteJson(ctx, 202, new JsonObject { ["feedId"] = feed.Id }).ConfigureAwait(false);
     }
 
-    private bool TakeFatal()
-    {
-        while (true)
-        {
-            var current = Volatile.Read(ref _fatalFeeds);
-            if (current <= 0)
-            {
-                return false;
-            }
-            if (Interlocked.CompareExchange(ref _fatalFeeds, current - 1, current) == current)
-            {
-                return true;
-            }
-        }
-    }
+    private bool TakeFatal() => EmulatorSupport.TakeOne(ref _fatalFeeds);
 
     /// <summary>GET /feeds/2021-06-30/feeds/{feedId} → the Feed.</summary>
     private async Task GetFeed(HttpContext ctx)
@@ -996,24 +976,7 @@ public sealed class AmazonEmulator : IAsyncDisposable
         }
     }
 
-    private static async Task<byte[]?> ReadBody(HttpContext ctx, int bytesMax)
-    {
-        using var buffer = new MemoryStream();
-        var chunk = new byte[16 * 1024];
-        while (true)
-        {
-            var read = await ctx.Request.Body.ReadAsync(chunk, ctx.RequestAborted).ConfigureAwait(false);
-            if (read == 0)
-            {
-                return buffer.ToArray();
-            }
-            if (buffer.Length + read > bytesMax)
-            {
-                return null;
-            }
-            buffer.Write(chunk, 0, read);
-        }
-    }
+    private static Task<byte[]?> ReadBody(HttpContext ctx, int bytesMax) => EmulatorSupport.ReadBodyAsync(ctx.Request, bytesMax, ctx.RequestAborted);
 
     private sealed class Listing(string productType)
     {

@@ -56,24 +56,8 @@ public sealed class EmulatorFaults
     public bool IsBroken(string sku) => _permanent.ContainsKey(sku);
 
     /// <summary>Consumes one injected transient error, if any.</summary>
-    public bool TakeTransientError() => TakeOne(ref _transientErrors);
+    public bool TakeTransientError() => EmulatorSupport.TakeOne(ref _transientErrors);
 
     /// <summary>Consumes one injected timeout, if any.</summary>
-    public bool TakeTimeout() => TakeOne(ref _timeouts);
-
-    private static bool TakeOne(ref int counter)
-    {
-        while (true)
-        {
-            var current = Volatile.Read(ref counter);
-            if (current <= 0)
-            {
-                return false;
-            }
-            if (Interlocked.CompareExchange(ref counter, current - 1, current) == current)
-            {
-                return true;
-            }
-        }
-    }
+    public bool TakeTimeout() => EmulatorSupport.TakeOne(ref _timeouts);
 }

@@ -11,17 +11,10 @@ namespace Truestock.Connectors.Emulators;
 internal sealed class ErpEmulatorControls : IAsyncDisposable
 {
     private readonly Action<WebApplication> _map;
-    private readonly TimeProvider _time;
-    private readonly int? _requestsPerWindow;
-    private readonly TimeSpan _window;
-    private readonly Lock _gate = new();
+    private readonly EmulatorThrottle _throttle;
     private readonly CancellationTokenSource _stopping = new();
     private WebApplication? _app;
     private int _port;
-    private long _windowStartTicks;
-    private int _windowCount;
-    private int _throttleNext;
-    private TimeSpan _throttleNextRetryAfter = TimeSpan.FromSeconds(1);
     private volatile bool _unavailable;
     private long _delayTicks;
     private long _requests;
@@ -31,10 +24,7 @@ internal sealed class ErpEmulatorControls : IAsyncDisposable
     private ErpEmulatorControls(Action<WebApplication> map, TimeProvider time, int? requestsPerWindow, TimeSpan window)
     {
         _map = map;
-        _time = time;
-        _requestsPerWindow = requestsPerWindow;
-        _window = window;
-        _windowStartTicks = time.GetUtcNow().UtcTicks;
+        _throttle = new EmulatorThrottle(time, requestsPerWindow, window);
     }
 
     public Uri BaseAddress { get; private set; } = null!;
@@ -89,11 +79,7 @@ internal sealed class ErpEmulatorControls : IAsyncDisposable
     public void SlowDown(TimeSpan? delay) => Interlocked.Exchange(ref _delayTicks, Math.Max(0, delay?.Ticks ?? 0));
 
     /// <summary>The next <paramref name="count"/> requests answer 429 with Retry-After.</summary>
-    public void ThrottleNext(int count, TimeSpan? retryAfter)
-    {
-        _throttleNextRetryAfter = retryAfter ?? TimeSpan.FromSeconds(1);
-        Interlocked.Exchange(ref _throttleNext, count);
-    }
+    public void ThrottleNext(int count, TimeSpan? retryAfter) => _throttle.ThrottleNext(count, retryAfter);
 
     public async ValueTask DisposeAsync()
     {
@@ -141,7 +127,7 @@ internal sealed class ErpEmulatorControls : IAsyncDisposable
             await context.Response.WriteAsync("<html><body><h1>503 Service Unavailable</h1></body></html>", context.RequestAborted).ConfigureAwait(false);
             return;
         }
-        if (Throttled(out var retryAfter))
+        if (_throttle.Throttled(out var retryAfter))
         {
             Interlocked.Increment(ref _throttled);
             context.Response.StatusCode = StatusCodes.Status429TooManyRequests;
@@ -151,42 +137,5 @@ internal sealed class ErpEmulatorControls : IAsyncDisposable
             return;
         }
         await next(context).ConfigureAwait(false);
-    }
-
-    private bool Throttled(out TimeSpan retryAfter)
-    {
-        retryAfter = TimeSpan.Zero;
-        var forced = Volatile.Read(ref _throttleNext);
-        while (forced > 0)
-        {
-            if (Interlocked.CompareExchange(ref _throttleNext, forced - 1, forced) == forced)
-            {
-                retryAfter = _throttleNextRetryAfter;
-                return true;
-            }
-            forced = Volatile.Read(ref _throttleNext);
-        }
-        if (_requestsPerWindow is not { } limit)
-        {
-            return false;
-        }
-        lock (_gate)
-        {
-            var now = _time.GetUtcNow();
-            var start = new DateTimeOffset(_windowStartTicks, TimeSpan.Zero);
-            if (now - start >= _window)
-            {
-                _windowStartTicks = now.UtcTicks;
-                start = now;
-                _windowCount = 0;
-            }
-            if (_windowCount < limit)
-            {
-                _windowCount++;
-                return false;
-            }
-            retryAfter = start + _window - now;
-            return true;
-        }
     }
 }

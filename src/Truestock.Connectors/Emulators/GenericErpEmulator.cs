@@ -154,15 +154,7 @@ public sealed class GenericErpEmulator : IAsyncDisposable
     {
         if (Faults.TakeTimeout())
         {
-            using var linked = CancellationTokenSource.CreateLinkedTokenSource(context.RequestAborted, _controls.Stopping);
-            try
-            {
-                await Task.Delay(Timeout.InfiniteTimeSpan, linked.Token).ConfigureAwait(false);
-            }
-            catch (OperationCanceledException)
-            {
-                // The client gave up (its timeout) or the emulator stops: nothing to answer.
-            }
+            await EmulatorSupport.HangAsync(context.RequestAborted, _controls.Stopping).ConfigureAwait(false);
             return;
         }
         if (Faults.TakeTransientError())
@@ -288,24 +280,7 @@ public sealed class GenericErpEmulator : IAsyncDisposable
         return (movements, null, 200);
     }
 
-    private async Task<byte[]?> ReadBodyAsync(HttpRequest request, CancellationToken ct)
-    {
-        using var buffer = new MemoryStream();
-        var chunk = new byte[16 * 1024];
-        while (true)
-        {
-            var read = await request.Body.ReadAsync(chunk, ct).ConfigureAwait(false);
-            if (read == 0)
-            {
-                return buffer.ToArray();
-            }
-            if (buffer.Length + read > _options.BodyBytesMax)
-            {
-                return null;
-            }
-            buffer.Write(chunk, 0, read);
-        }
-    }
+    private Task<byte[]?> ReadBodyAsync(HttpRequest request, CancellationToken ct) => EmulatorSupport.ReadBodyAsync(request, _options.BodyBytesMax, ct);
 
     private static async Task AnswerAsync(HttpContext context, int status, JsonObject body)
     {

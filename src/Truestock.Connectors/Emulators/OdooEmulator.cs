@@ -233,15 +233,7 @@ public sealed class OdooEmulator : IAsyncDisposable
     {
         if (Faults.TakeTimeout())
         {
-            using var linked = CancellationTokenSource.CreateLinkedTokenSource(context.RequestAborted, _controls.Stopping);
-            try
-            {
-                await Task.Delay(Timeout.InfiniteTimeSpan, linked.Token).ConfigureAwait(false);
-            }
-            catch (OperationCanceledException)
-            {
-                // The client gave up (its timeout) or the emulator stops: nothing to answer.
-            }
+            await EmulatorSupport.HangAsync(context.RequestAborted, _controls.Stopping).ConfigureAwait(false);
             return;
         }
         if (Faults.TakeTransientError())

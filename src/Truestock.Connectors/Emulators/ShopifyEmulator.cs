@@ -397,24 +397,7 @@ public sealed class ShopifyEmulator : IAsyncDisposable
         }
     }
 
-    private static async Task<byte[]?> ReadBodyAsync(HttpContext http)
-    {
-        using var buffer = new MemoryStream();
-        var chunk = new byte[16 * 1024];
-        while (true)
-        {
-            var read = await http.Request.Body.ReadAsync(chunk, http.RequestAborted).ConfigureAwait(false);
-            if (read == 0)
-            {
-                return buffer.ToArray();
-            }
-            if (buffer.Length + read > RequestBytesMax)
-            {
-                return null;
-            }
-            buffer.Write(chunk, 0, read);
-        }
-    }
+    private static Task<byte[]?> ReadBodyAsync(HttpContext http) => EmulatorSupport.ReadBodyAsync(http.Request, RequestBytesMax, http.RequestAborted);
 
     private static Task WriteAsync(HttpContext http, int status, JsonNode body)
     {

@@ -192,15 +192,7 @@ public sealed class StockLevelSourceEmulator : IAsyncDisposable
         }
         if (Faults.TakeTimeout())
         {
-            using var linked = CancellationTokenSource.CreateLinkedTokenSource(context.RequestAborted, _stopping.Token);
-            try
-            {
-                await Task.Delay(Timeout.InfiniteTimeSpan, linked.Token).ConfigureAwait(false);
-            }
-            catch (OperationCanceledException)
-            {
-                // The caller gave up (or the emulator stopped): nothing to answer.
-            }
+            await EmulatorSupport.HangAsync(context.RequestAborted, _stopping.Token).ConfigureAwait(false);
             return;
         }
         if (Faults.TakeTransientError())

@@ -237,7 +237,7 @@ public sealed class WalmartEmulator : IAsyncDisposable
         {
             return;
         }
-        if (TakeOne(ref _throttleNext))
+        if (EmulatorSupport.TakeOne(ref _throttleNext))
         {
             _inventoryLimit.Drain();
         }
@@ -442,7 +442,7 @@ public sealed class WalmartEmulator : IAsyncDisposable
             {
                 SetItemError(result, "DATA_ERROR", "INVALID_REQUEST_CONTENT.GMP_INVENTORY_API", p.Field, p.Message);
             }
-            else if (TakeOne(ref _systemErrorItemsNext))
+            else if (EmulatorSupport.TakeOne(ref _systemErrorItemsNext))
             {
                 SetItemError(result, "SYSTEM_ERROR", "SYSTEM_ERROR.GMP_INVENTORY_API", "sku", "Downstream system failure; retry later.");
             }
@@ -555,15 +555,7 @@ public sealed class WalmartEmulator : IAsyncDisposable
     {
         if (Faults.TakeTimeout())
         {
-            using var linked = CancellationTokenSource.CreateLinkedTokenSource(context.RequestAborted, _stopping.Token);
-            try
-            {
-                await Task.Delay(Timeout.InfiniteTimeSpan, _time, linked.Token).ConfigureAwait(false);
-            }
-            catch (OperationCanceledException)
-            {
-                // The client gave up (or the emulator stopped): nothing to answer.
-            }
+            await EmulatorSupport.HangAsync(context.RequestAborted, _stopping.Token).ConfigureAwait(false);
             return false;
         }
         if (Faults.TakeTransientError())
@@ -604,22 +596,6 @@ public sealed class WalmartEmulator : IAsyncDisposable
 
     private static bool FixedTimeEquals(string a, string b) =>
         CryptographicOperations.FixedTimeEquals(Encoding.UTF8.GetBytes(a), Encoding.UTF8.GetBytes(b));
-
-    private static bool TakeOne(ref int counter)
-    {
-        while (true)
-        {
-            var current = Volatile.Read(ref counter);
-            if (current <= 0)
-            {
-                return false;
-            }
-            if (Interlocked.CompareExchange(ref counter, current - 1, current) == current)
-            {
-                return true;
-            }
-        }
-    }
 
     private sealed class Feed(string feedId, string? shipNode, JsonNode? document)
     {

@@ -49,30 +49,25 @@ public sealed record WebhookDelivery(byte[] Body, IReadOnlyDictionary<string, st
 public sealed class WebhookEmulator : IAsyncDisposable
 {
     private readonly WebhookEmulatorOptions _options;
-    private readonly TimeProvider _time;
     private readonly WebApplication _app;
     private readonly CancellationTokenSource _stopping = new();
     private readonly ConcurrentDictionary<string, (long Version, long Quantity)> _state = new(StringComparer.Ordinal);
     private readonly Lock _gate = new();
+    private readonly EmulatorThrottle _throttle;
     private long _requests;
     private long _throttled;
     private long _applied;
     private long _stale;
     private long _duplicates;
     private long _signatureFailures;
-    private int _throttleNext;
-    private TimeSpan _throttleNextRetryAfter = TimeSpan.FromSeconds(1);
-    private long _windowStartTicks;
-    private int _windowCount;
     private WebhookDelivery? _lastDelivery;
 
     private WebhookEmulator(WebhookEmulatorOptions options, WebApplication app, Uri baseAddress)
     {
         _options = options;
-        _time = options.Time;
         _app = app;
         BaseAddress = baseAddress;
-        _windowStartTicks = _time.GetUtcNow().UtcTicks;
+        _throttle = new EmulatorThrottle(options.Time, options.RequestsPerWindow, options.RateWindow);
     }
 
     /// <summary>The receiver's base address; it accepts POST on any path under it.</summary>
@@ -136,11 +131,7 @@ public sealed class WebhookEmulator : IAsyncDisposable
     public long? VersionOf(string sku) => _state.TryGetValue(sku, out var held) ? held.Version : null;
 
     /// <summary>The next <paramref name="count"/> requests answer 429 with <c>Retry-After</c> (whole seconds, default 1).</summary>
-    public void ThrottleNext(int count, TimeSpan? retryAfter = null)
-    {
-        _throttleNextRetryAfter = retryAfter ?? TimeSpan.FromSeconds(1);
-        Interlocked.Exchange(ref _throttleNext, count);
-    }
+    public void ThrottleNext(int count, TimeSpan? retryAfter = null) => _throttle.ThrottleNext(count, retryAfter);
 
     /// <inheritdoc />
     public async ValueTask DisposeAsync()
@@ -155,15 +146,7 @@ public sealed class WebhookEmulator : IAsyncDisposable
     {
         if (Faults.TakeTimeout())
         {
-            using var linked = CancellationTokenSource.CreateLinkedTokenSource(context.RequestAborted, _stopping.Token);
-            try
-            {
-                await Task.Delay(Timeout.InfiniteTimeSpan, _time, linked.Token).ConfigureAwait(false);
-            }
-            catch (OperationCanceledException)
-            {
-                // The sender gave up (or the receiver stopped): nothing to answer.
-            }
+            await EmulatorSupport.HangAsync(context.RequestAborted, _stopping.Token).ConfigureAwait(false);
             return;
         }
         if (Faults.TakeTransientError())
@@ -171,7 +154,7 @@ public sealed class WebhookEmulator : IAsyncDisposable
             await AnswerAsync(context, 503, "unavailable", "the receiver is temporarily unavailable").ConfigureAwait(false);
             return;
         }
-        if (Throttled(out var retryAfter))
+        if (_throttle.Throttled(out var retryAfter))
         {
             Interlocked.Increment(ref _throttled);
             context.Response.Headers.RetryAfter = Math.Max(1, (int)Math.Ceiling(retryAfter.TotalSeconds)).ToString(CultureInfo.InvariantCulture);
@@ -243,61 +226,7 @@ public sealed class WebhookEmulator : IAsyncDisposable
         await AnswerAsync(context, 200, result, null).ConfigureAwait(false);
     }
 
-    private bool Throttled(out TimeSpan retryAfter)
-    {
-        retryAfter = TimeSpan.Zero;
-        var forced = Volatile.Read(ref _throttleNext);
-        while (forced > 0)
-        {
-            if (Interlocked.CompareExchange(ref _throttleNext, forced - 1, forced) == forced)
-            {
-                retryAfter = _throttleNextRetryAfter;
-                return true;
-            }
-            forced = Volatile.Read(ref _throttleNext);
-        }
-        if (_options.RequestsPerWindow is not { } limit)
-        {
-            return false;
-        }
-        lock (_gate)
-        {
-            var now = _time.GetUtcNow();
-            var start = new DateTimeOffset(_windowStartTicks, TimeSpan.Zero);
-            if (now - start >= _options.RateWindow)
-            {
-                _windowStartTicks = now.UtcTicks;
-                start = now;
-                _windowCount = 0;
-            }
-            if (_windowCount < limit)
-            {
-                _windowCount++;
-                return false;
-            }
-            retryAfter = start + _options.RateWindow - now;
-            return true;
-        }
-    }
-
-    private async Task<byte[]?> ReadBodyAsync(HttpRequest request, CancellationToken ct)
-    {
-        using var buffer = new MemoryStream();
-        var chunk = new byte[8192];
-        while (true)
-        {
-            var read = await request.Body.ReadAsync(chunk, ct).ConfigureAwait(false);
-            if (read == 0)
-            {
-                return buffer.ToArray();
-            }
-            if (buffer.Length + read > _options.BodyBytesMax)
-            {
-                return null;
-            }
-            buffer.Write(chunk, 0, read);
-        }
-    }
+    private Task<byte[]?> ReadBodyAsync(HttpRequest request, CancellationToken ct) => EmulatorSupport.ReadBodyAsync(request, _options.BodyBytesMax, ct);
 
     private static Update? Parse(byte[] body)
     {

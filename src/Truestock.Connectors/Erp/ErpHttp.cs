@@ -54,11 +54,10 @@ internal sealed class ErpHttp : IDisposable
 
     private readonly ErpContext _context;
     private readonly TimeProvider _time;
-    private readonly TokenBucket _bucket;
+    private readonly RateGate _gate;
     private readonly SemaphoreSlim _inFlight;
     private readonly TimeSpan _timeout;
     private readonly ConnectorCounters _counters;
-    private long _notBeforeTicks;
 
     public ErpHttp(ErpSettings settings, ErpContext context, ConnectorCounters counters)
     {
@@ -66,7 +65,7 @@ internal sealed class ErpHttp : IDisposable
         _time = context.Time;
         _counters = counters;
         // A burst of one second's worth keeps a cold start within the ERP's quota.
-        _bucket = new TokenBucket(Math.Max(1, settings.RequestsPerSecondMax), settings.RequestsPerSecondMax, _time);
+        _gate = new RateGate(new TokenBucket(Math.Max(1, settings.RequestsPerSecondMax), settings.RequestsPerSecondMax, _time), _time);
         _inFlight = new SemaphoreSlim(settings.ConcurrencyMax, settings.ConcurrencyMax);
         _timeout = TimeSpan.FromSeconds(settings.TimeoutSeconds);
     }
@@ -85,14 +84,14 @@ internal sealed class ErpHttp : IDisposable
             if (answer.Status == 429)
             {
                 Interlocked.Increment(ref _counters.Throttles);
-                _bucket.Drain();
+                _gate.Drain();
                 var wait = answer.RetryAfter ?? Backoff.Delay(throttles + 1, TimeSpan.FromSeconds(1), RetryDelayCap, Random.Shared);
                 if (++throttles > ThrottleRetriesMax || wait > RetryAfterMax)
                 {
                     return answer.Answer;
                 }
                 // Every request waits, not only this one: the ERP asked the hub to slow down.
-                Defer(wait);
+                _gate.Defer(wait);
                 continue;
             }
             if (!answer.Answer.IsTransient || answer.Answer.Succeeded)
@@ -127,7 +126,7 @@ internal sealed class ErpHttp : IDisposable
         await _inFlight.WaitAsync(ct).ConfigureAwait(false);
         try
         {
-            await WaitTurnAsync(ct).ConfigureAwait(false);
+            await _gate.WaitTurnAsync(ct).ConfigureAwait(false);
             Interlocked.Increment(ref _counters.Calls);
             using var request = build();
             using var timeout = new CancellationTokenSource(_timeout, _time);
@@ -161,32 +160,6 @@ internal sealed class ErpHttp : IDisposable
         finally
         {
             _inFlight.Release();
-        }
-    }
-
-    private async Task WaitTurnAsync(CancellationToken ct)
-    {
-        var notBefore = new DateTimeOffset(Interlocked.Read(ref _notBeforeTicks), TimeSpan.Zero);
-        var wait = notBefore - _time.GetUtcNow();
-        if (wait > TimeSpan.Zero)
-        {
-            await Task.Delay(wait, _time, ct).ConfigureAwait(false);
-        }
-        await _bucket.TakeAsync(1, ct).ConfigureAwait(false);
-    }
-
-    private void Defer(TimeSpan wait)
-    {
-        var until = (_time.GetUtcNow() + wait).UtcTicks;
-        var current = Interlocked.Read(ref _notBeforeTicks);
-        while (until > current)
-        {
-            var seen = Interlocked.CompareExchange(ref _notBeforeTicks, until, current);
-            if (seen == current)
-            {
-                return;
-            }
-            current = seen;
         }
     }
 

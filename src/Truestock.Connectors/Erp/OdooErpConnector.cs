@@ -64,16 +64,9 @@ public sealed class OdooErpConnector : IErpConnector
     /// <inheritdoc />
     public async Task<IReadOnlyList<ErpPostOutcome>> PostAsync(IReadOnlyList<ErpMovement> movements, CancellationToken cancellationToken)
     {
-        ErpMovements.Check(movements, BatchSizeMax);
-        if (movements.Count == 0)
+        if (ErpMovements.Begin(movements, BatchSizeMax, _settings, _context, _settings.PasswordName, "log in to Odoo", out var password) is { } early)
         {
-            return [];
-        }
-        var password = _context.Credential(_settings.PasswordName);
-        if (string.IsNullOrEmpty(password))
-        {
-            return ErpMovements.All(movements, ErpPostStatus.Permanent,
-                $"The credential set '{_settings.CredentialSet}' has no '{_settings.PasswordName}' to log in to Odoo with.");
+            return early;
         }
         var (uid, loginFailure) = await LoginAsync(password, cancellationToken).ConfigureAwait(false);
         if (loginFailure is not null)

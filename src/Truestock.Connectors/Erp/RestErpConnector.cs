@@ -46,17 +46,9 @@ public sealed class RestErpConnector : IErpConnector
     /// <inheritdoc />
     public async Task<IReadOnlyList<ErpPostOutcome>> PostAsync(IReadOnlyList<ErpMovement> movements, CancellationToken cancellationToken)
     {
-        ErpMovements.Check(movements, BatchSizeMax);
-        if (movements.Count == 0)
+        if (ErpMovements.Begin(movements, BatchSizeMax, _settings, _context, _settings.SecretName, "authenticate to the ERP", out var secret) is { } early)
         {
-            return [];
-        }
-        var secret = _context.Credential(_settings.SecretName);
-        if (string.IsNullOrEmpty(secret))
-        {
-            // The message names the secret, never a value.
-            return ErpMovements.All(movements, ErpPostStatus.Permanent,
-                $"The credential set '{_settings.CredentialSet}' has no '{_settings.SecretName}' to authenticate to the ERP with.");
+            return early;
         }
         var body = Body(movements);
         var answer = await _http.SendAsync(() =>
@@ -180,6 +172,31 @@ internal static class ErpMovements
                 throw new ArgumentException($"Movement key '{m.Key}' appears twice in one batch.", nameof(movements));
             }
         }
+    }
+
+    /// <summary>
+    /// What every connector does first with a batch: checks it, then looks up the secret named <paramref name="secretName"/>
+    /// in the credential set. Returns the outcomes to answer at once (none for an empty batch; every movement Permanent when
+    /// the secret is missing), or null with the secret to post with.
+    /// </summary>
+    public static IReadOnlyList<ErpPostOutcome>? Begin(IReadOnlyList<ErpMovement> movements, int batchSizeMax, ErpSettings settings,
+        ErpContext context, string secretName, string purpose, out string secret)
+    {
+        Check(movements, batchSizeMax);
+        secret = "";
+        if (movements.Count == 0)
+        {
+            return [];
+        }
+        var found = context.Credential(secretName);
+        if (string.IsNullOrEmpty(found))
+        {
+            // The message names the secret, never a value.
+            return All(movements, ErpPostStatus.Permanent,
+                $"The credential set '{settings.CredentialSet}' has no '{secretName}' to {purpose} with.");
+        }
+        secret = found;
+        return null;
     }
 
     public static ErpPostOutcome[] All(IReadOnlyList<ErpMovement> movements, ErpPostStatus status, string error) =>

@@ -953,28 +953,9 @@ public sealed class ShopifyConnector : IChannelConnector
         delay <= TimeSpan.Zero ? Task.CompletedTask : Task.Delay(delay, _context.Time, cancellationToken);
 
     /// <summary>Reads at most <paramref name="bytesMax"/> bytes of a body; larger bodies throw <see cref="InvalidDataException"/>.</summary>
-    internal static async Task<byte[]> ReadBoundedAsync(HttpContent content, int bytesMax, CancellationToken cancellationToken)
-    {
-        var stream = await content.ReadAsStreamAsync(cancellationToken).ConfigureAwait(false);
-        await using (stream.ConfigureAwait(false))
-        {
-            using var buffer = new MemoryStream();
-            var chunk = new byte[16 * 1024];
-            while (true)
-            {
-                var read = await stream.ReadAsync(chunk, cancellationToken).ConfigureAwait(false);
-                if (read == 0)
-                {
-                    return buffer.ToArray();
-                }
-                if (buffer.Length + read > bytesMax)
-                {
-                    throw new InvalidDataException($"the answer is larger than {bytesMax} bytes.");
-                }
-                buffer.Write(chunk, 0, read);
-            }
-        }
-    }
+    internal static async Task<byte[]> ReadBoundedAsync(HttpContent content, int bytesMax, CancellationToken cancellationToken) =>
+        await BoundedBody.ReadAsync(content, bytesMax, cancellationToken).ConfigureAwait(false)
+            ?? throw new InvalidDataException($"the answer is larger than {bytesMax} bytes.");
 
     /// <summary>The error text of a Shopify answer: its <c>errors</c> (string, list or object) or the OAuth error, else the body.</summary>
     internal static string ErrorText(byte[] body)

@@ -59,8 +59,7 @@ public sealed class WebhookConnector : IChannelConnector
     private readonly WebhookSettings _settings;
     private readonly ConnectorContext _context;
     private readonly TimeProvider _time;
-    private readonly TokenBucket _bucket;
-    private long _notBeforeTicks;
+    private readonly RateGate _gate;
 
     private WebhookConnector(WebhookSettings settings, ConnectorContext context)
     {
@@ -68,7 +67,7 @@ public sealed class WebhookConnector : IChannelConnector
         _context = context;
         _time = context.Time;
         // A burst of one second's worth keeps a cold start from flooding the receiver.
-        _bucket = new TokenBucket(Math.Max(1, settings.RequestsPerSecondMax), settings.RequestsPerSecondMax, _time);
+        _gate = new RateGate(new TokenBucket(Math.Max(1, settings.RequestsPerSecondMax), settings.RequestsPerSecondMax, _time), _time);
     }
 
     /// <inheritdoc />
@@ -153,7 +152,7 @@ public sealed class WebhookConnector : IChannelConnector
         var transients = 0;
         while (true)
         {
-            await WaitTurnAsync(ct).ConfigureAwait(false);
+            await _gate.WaitTurnAsync(ct).ConfigureAwait(false);
             using var request = new HttpRequestMessage(HttpMethod.Post, _settings.Url) { Content = new ByteArrayContent(body) };
             request.Content.Headers.ContentType = new MediaTypeHeaderValue("application/json") { CharSet = "utf-8" };
             request.Headers.TryAddWithoutValidation(_settings.Header, signature);
@@ -169,14 +168,14 @@ public sealed class WebhookConnector : IChannelConnector
             if (answer.Status == 429)
             {
                 Interlocked.Increment(ref Counters.Throttles);
-                _bucket.Drain();
+                _gate.Drain();
                 var wait = answer.RetryAfter ?? Backoff.Delay(throttles + 1, TimeSpan.FromSeconds(1), RetryDelayCap, Random.Shared);
                 if (++throttles > ThrottleRetriesMax || wait > RetryAfterMax)
                 {
                     return Failed(update, PublishStatus.Transient, answer);
                 }
                 // Every worker holds back, not just this one: the receiver asked the sender to slow down.
-                Defer(wait);
+                _gate.Defer(wait);
                 continue;
             }
             Interlocked.Increment(ref Counters.Failures);
@@ -192,32 +191,6 @@ public sealed class WebhookConnector : IChannelConnector
                 ? hinted
                 : Backoff.Delay(transients, RetryDelayBase, RetryDelayCap, Random.Shared);
             await Task.Delay(delay, _time, ct).ConfigureAwait(false);
-        }
-    }
-
-    private async Task WaitTurnAsync(CancellationToken ct)
-    {
-        var notBefore = new DateTimeOffset(Interlocked.Read(ref _notBeforeTicks), TimeSpan.Zero);
-        var wait = notBefore - _time.GetUtcNow();
-        if (wait > TimeSpan.Zero)
-        {
-            await Task.Delay(wait, _time, ct).ConfigureAwait(false);
-        }
-        await _bucket.TakeAsync(1, ct).ConfigureAwait(false);
-    }
-
-    private void Defer(TimeSpan wait)
-    {
-        var until = (_time.GetUtcNow() + wait).UtcTicks;
-        var current = Interlocked.Read(ref _notBeforeTicks);
-        while (until > current)
-        {
-            var seen = Interlocked.CompareExchange(ref _notBeforeTicks, until, current);
-            if (seen == current)
-            {
-                return;
-            }
-            current = seen;
         }
     }
 

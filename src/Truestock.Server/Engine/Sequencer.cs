@@ -342,7 +342,7 @@ internal sealed class Sequencer : IHostedService, IDisposable
                 _archived.Add((r.Id, JsonSerializer.Serialize(Http.Views.Of(r), CommandKinds.Json)));
             }
             CollectSyncChanges(now);
-            _journal.Append(_records, _effects, _archived, _syncChanges, now);
+            AppendWithRetry(now);
             if (_syncChanges.Count > 0)
             {
                 _signal.Notify();
@@ -423,6 +423,30 @@ internal sealed class Sequencer : IHostedService, IDisposable
     }
 
     /// <summary>
+    /// Appends the batch. A transaction the database aborted as a deadlock victim or a
+    /// serialization failure changed nothing (counters move only on commit), so the same batch is
+    /// appended again, a bounded number of times, before the batch is failed.
+    /// </summary>
+    private void AppendWithRetry(DateTimeOffset now)
+    {
+        for (var attempt = 1; ; attempt++)
+        {
+            try
+            {
+                _journal.Append(_records, _effects, _archived, _syncChanges, now);
+                return;
+            }
+            catch (System.Data.Common.DbException ex) when (attempt < AppendAttemptsMax && _journal.IsRetryable(ex))
+            {
+                _log.LogWarning("Journal batch aborted by the database ({Message}); appending it again (attempt {Attempt} of {Max}).",
+                    ex.Message, attempt + 1, AppendAttemptsMax);
+            }
+        }
+    }
+
+    private const int AppendAttemptsMax = 3;
+
+    /// <summary>
     /// Works out which (channel, SKU) pairs of connected channels this batch may have changed, and
     /// their ATS now, for the publication outbox. A channel that is new, replaced (PUT) or whose
     /// degradation buffer changed is resynchronised in full: every SKU stocked at its locations.
@@ -498,6 +522,13 @@ internal sealed class Sequencer : IHostedService, IDisposable
         {
             _syncChanges.Add(new SyncChange(channelId, sku, _shard.Ats(_shard.FindChannel(channelId)!, sku, now), _forced.Contains((channelId, sku))));
         }
+        // Rows are written in one order everywhere (channel, then SKU), so that the publisher's
+        // acknowledgements and this batch can never wait on each other's row locks in a cycle.
+        _syncChanges.Sort(static (x, y) =>
+        {
+            var c = string.CompareOrdinal(x.ChannelId, y.ChannelId);
+            return c != 0 ? c : string.CompareOrdinal(x.Sku, y.Sku);
+        });
     }
 
     /// <summary>Takes the shard's connected channels as already synchronised (after recovery: the outbox is durable).</summary>

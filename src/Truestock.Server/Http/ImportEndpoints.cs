@@ -1,8 +1,6 @@
 using System.ComponentModel;
 using System.Diagnostics;
-using Microsoft.AspNetCore.Http.Features;
 using Microsoft.Extensions.Options;
-using Microsoft.Net.Http.Headers;
 using Microsoft.OpenApi;
 using Truestock.Core;
 using Truestock.Server.Engine;
@@ -17,7 +15,9 @@ namespace Truestock.Server.Http;
 /// </summary>
 internal static class ImportEndpoints
 {
-    private static readonly string[] CsvMediaTypes = ["text/csv", "application/csv", "text/plain", "application/octet-stream"];
+    /// <summary>Declares the CSV request body in the OpenAPI document.</summary>
+    private static readonly Func<OpenApiOperation, Microsoft.AspNetCore.OpenApi.OpenApiOperationTransformerContext, CancellationToken, Task> CsvRequestBody =
+        CsvUploads.RequestBody("The CSV file, UTF-8 (a byte order mark is allowed), RFC 4180 quoting, first row a header.");
 
     public static void MapImports(this IEndpointRouteBuilder app)
     {
@@ -73,12 +73,8 @@ internal static class ImportEndpoints
         {
             return unsupported;
         }
-        // Imports get their own body limit; the import counts bytes itself to answer problem+json, and
-        // Kestrel's limit is only a backstop above it.
-        if (http.Features.Get<IHttpMaxRequestBodySizeFeature>() is { IsReadOnly: false } size)
-        {
-            size.MaxRequestBodySize = limit + 1024 * 1024;
-        }
+        // Imports get their own body limit, above the one for other requests.
+        CsvUploads.RaiseBodyLimit(http, limit);
         var settings = new CsvImportSettings
         {
             Format = format,
@@ -156,42 +152,14 @@ internal static class ImportEndpoints
     }
 
     /// <summary>A 415 problem unless the body is declared as CSV (or plain text, or not declared), in UTF-8.</summary>
-    private static IResult? UnsupportedMediaType(string? contentType)
+    private static IResult? UnsupportedMediaType(string? contentType) => CsvUploads.CheckMediaType(contentType, out var charset) switch
     {
-        if (string.IsNullOrEmpty(contentType))
-        {
-            return null;
-        }
-        if (!MediaTypeHeaderValue.TryParse(contentType, out var media)
-            || !CsvMediaTypes.Contains(media.MediaType.Value, StringComparer.OrdinalIgnoreCase))
-        {
-            return Problems.Create(StatusCodes.Status415UnsupportedMediaType, "unsupported-media-type", "Unsupported media type.",
-                $"Imports take CSV: send 'Content-Type: text/csv' (got '{contentType}'). JSON events go to POST /v1/events.");
-        }
-        if (media.Charset.HasValue && !media.Charset.Equals("utf-8", StringComparison.OrdinalIgnoreCase)
-            && !media.Charset.Equals("us-ascii", StringComparison.OrdinalIgnoreCase))
-        {
-            return Problems.Create(StatusCodes.Status415UnsupportedMediaType, "unsupported-media-type", "Unsupported media type.",
-                $"Imports must be UTF-8 (got charset '{media.Charset}'). Convert the file, e.g. iconv -f {media.Charset} -t UTF-8.");
-        }
-        return null;
-    }
-
-    /// <summary>Declares the CSV request body in the OpenAPI document (the handlers read it as a stream, so nothing infers it).</summary>
-    private static Task CsvRequestBody(OpenApiOperation operation, Microsoft.AspNetCore.OpenApi.OpenApiOperationTransformerContext context,
-        CancellationToken cancellationToken)
-    {
-        operation.RequestBody = new OpenApiRequestBody
-        {
-            Required = true,
-            Description = "The CSV file, UTF-8 (a byte order mark is allowed), RFC 4180 quoting, first row a header.",
-            Content = new Dictionary<string, OpenApiMediaType>
-            {
-                ["text/csv"] = new() { Schema = new OpenApiSchema { Type = JsonSchemaType.String } },
-            },
-        };
-        return Task.CompletedTask;
-    }
+        null => null,
+        CsvMediaTypeFault.NotCsv => Problems.Create(StatusCodes.Status415UnsupportedMediaType, "unsupported-media-type", "Unsupported media type.",
+            $"Imports take CSV: send 'Content-Type: text/csv' (got '{contentType}'). JSON events go to POST /v1/events."),
+        _ => Problems.Create(StatusCodes.Status415UnsupportedMediaType, "unsupported-media-type", "Unsupported media type.",
+            $"Imports must be UTF-8 (got charset '{charset}'). Convert the file, e.g. iconv -f {charset} -t UTF-8."),
+    };
 
     /// <summary>
     /// Marks source and asOf as required in the OpenAPI document. The handler takes them as optional

@@ -3,9 +3,7 @@ using System.Globalization;
 using System.Security.Cryptography;
 using System.Text;
 using System.Text.Json;
-using Microsoft.AspNetCore.Http.Features;
 using Microsoft.Extensions.Options;
-using Microsoft.OpenApi;
 using Truestock.Server.Engine;
 using Truestock.Server.Http;
 using Truestock.Server.Storage;
@@ -48,8 +46,6 @@ internal static class ReconciliationEndpoints
 {
     private const int PageSizeDefault = 100;
     private const int PageSizeMax = 1000;
-    private static readonly string[] CsvMediaTypes = ["text/csv", "application/csv", "text/plain", "application/octet-stream"];
-
     /// <summary>Registers the reconciliation services and, on a hub with schedules, the scheduler.</summary>
     public static void AddReconciliation(IServiceCollection services, IConfiguration configuration)
     {
@@ -66,7 +62,7 @@ internal static class ReconciliationEndpoints
         group.MapPost("/snapshots", PostSnapshot).Produces<SnapshotUploadReport>(StatusCodes.Status201Created)
             .ProducesProblem(StatusCodes.Status413PayloadTooLarge).ProducesProblem(StatusCodes.Status415UnsupportedMediaType)
             .ProducesProblem(StatusCodes.Status422UnprocessableEntity).ProducesProblem(StatusCodes.Status503ServiceUnavailable)
-            .AddOpenApiOperationTransformer(CsvRequestBody)
+            .AddOpenApiOperationTransformer(CsvUploads.RequestBody("The snapshot as CSV, UTF-8, RFC 4180, first row a header."))
             .WithSummary("Upload a stock snapshot of the ERP, the WMS or a channel as CSV, streamed; answers the stored snapshot and the problems by line.")
             .WithDescription("erp/wms: sku,locationId,onHand[,damaged,inspection,unitCost]; channel: sku,available[,unitCost]. Nothing is applied to the ledger: "
                 + "start a run with POST /v1/reconciliation/runs. See docs/reconciliation.md.");
@@ -128,11 +124,7 @@ internal static class ReconciliationEndpoints
             {
                 return NotWriter(http);
             }
-            if (http.Features.Get<IHttpMaxRequestBodySizeFeature>() is { IsReadOnly: false } size)
-            {
-                // The upload counts bytes itself to answer problem+json; Kestrel's limit is only a backstop above it.
-                size.MaxRequestBodySize = limits.SnapshotBodyBytesMax + 1024 * 1024;
-            }
+            CsvUploads.RaiseBodyLimit(http, limits.SnapshotBodyBytesMax);
             var parameters = new SnapshotParameters(system!, systemId!, parsed!.Value, kind);
             var result = await SnapshotUpload.Run(http.Request.Body, engine.Journal, limits, parameters, time.GetUtcNow(), http.CorrelationId(),
                 http.RequestAborted);
@@ -380,35 +372,9 @@ internal static class ReconciliationEndpoints
     private static IResult TooLarge(string detail) =>
         Problems.Create(StatusCodes.Status413PayloadTooLarge, "body-too-large", "The request body is too large.", detail);
 
-    private static IResult? UnsupportedMediaType(string? contentType)
-    {
-        if (string.IsNullOrEmpty(contentType))
-        {
-            return null;
-        }
-        if (!Microsoft.Net.Http.Headers.MediaTypeHeaderValue.TryParse(contentType, out var media)
-            || !CsvMediaTypes.Contains(media.MediaType.Value, StringComparer.OrdinalIgnoreCase)
-            || (media.Charset.HasValue && !media.Charset.Equals("utf-8", StringComparison.OrdinalIgnoreCase)
-                && !media.Charset.Equals("us-ascii", StringComparison.OrdinalIgnoreCase)))
-        {
-            return Problems.Create(StatusCodes.Status415UnsupportedMediaType, "unsupported-media-type", "Unsupported media type.",
-                $"Snapshots are CSV in UTF-8: send 'Content-Type: text/csv' (got '{contentType}').");
-        }
-        return null;
-    }
-
-    private static Task CsvRequestBody(OpenApiOperation operation, Microsoft.AspNetCore.OpenApi.OpenApiOperationTransformerContext context,
-        CancellationToken cancellationToken)
-    {
-        operation.RequestBody = new OpenApiRequestBody
-        {
-            Required = true,
-            Description = "The snapshot as CSV, UTF-8, RFC 4180, first row a header.",
-            Content = new Dictionary<string, OpenApiMediaType>
-            {
-                ["text/csv"] = new() { Schema = new OpenApiSchema { Type = JsonSchemaType.String } },
-            },
-        };
-        return Task.CompletedTask;
-    }
+    // A charset other than UTF-8 gets the same answer as a type that is not CSV: the text names both requirements.
+    private static IResult? UnsupportedMediaType(string? contentType) => CsvUploads.CheckMediaType(contentType, out _) is null
+        ? null
+        : Problems.Create(StatusCodes.Status415UnsupportedMediaType, "unsupported-media-type", "Unsupported media type.",
+            $"Snapshots are CSV in UTF-8: send 'Content-Type: text/csv' (got '{contentType}').");
 }

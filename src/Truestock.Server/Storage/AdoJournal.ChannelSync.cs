@@ -92,6 +92,9 @@ internal abstract partial class AdoJournal
         {
             return;
         }
+        // The same row order as the engine's batch (by SKU within a channel), so that the two
+        // transactions can never deadlock on each other's row locks (PostgreSQL).
+        var ordered = results.OrderBy(r => r.Sku, StringComparer.Ordinal).ToList();
         using var c = OpenReader();
         using var tx = c.BeginTransaction();
         // A row that changed after it was read stays pending; its change time moves up to the read,
@@ -111,7 +114,7 @@ internal abstract partial class AdoJournal
             UPDATE channel_sync SET attempts = attempts + 1, dead = 1, pending = 0, dead_at_ms = @p3, last_error = @p4
             WHERE channel_id = @p1 AND sku = @p2 AND pending = 1
             """, DbType.String, DbType.String, DbType.Int64, DbType.String);
-        foreach (var result in results)
+        foreach (var result in ordered)
         {
             switch (result.Kind)
             {

@@ -48,6 +48,12 @@ internal abstract partial class AdoJournal : IDisposable
     {
     }
 
+    /// <summary>
+    /// True when the database aborted a transaction that may simply be run again (a deadlock
+    /// victim, a serialization failure): nothing of it was kept.
+    /// </summary>
+    public virtual bool IsRetryable(DbException error) => false;
+
     /// <summary>Tries to make this process the database's only writer on the writer connection.</summary>
     protected virtual bool TryLockWriter(DbConnection writer) => true;
 

@@ -15,6 +15,10 @@ internal sealed class PostgresJournal(string connectionString) : AdoJournal
     public const long WriterLockKey = 0x5452_5545_5354_4F43;
     private const long SchemaLockKey = WriterLockKey + 1;
 
+    /// <summary>40P01 deadlock detected, 40001 serialization failure: the transaction was rolled back whole.</summary>
+    public override bool IsRetryable(DbException error) =>
+        error is PostgresException { SqlState: "40P01" or "40001" };
+
     private static readonly string[] Schema = JournalSchema.Migrations("BYTEA");
     private readonly string _readerConnectionString = new NpgsqlConnectionStringBuilder(connectionString) { Pooling = true }.ToString();
     private readonly string _writerConnectionString = new NpgsqlConnectionStringBuilder(connectionString)
