@@ -5,19 +5,16 @@ using Truestock.Server.Http;
 
 namespace Truestock.Server.Ingestion;
 
-/// <summary>An order line the hub can track: it has a SKU the hub can represent.</summary>
+/// <summary>A line of an order or a fulfillment the hub can track: it has a SKU the hub can represent.</summary>
 internal sealed record ShopifyOrderLine(string LineItemId, string Sku, long Quantity);
 
 /// <summary>The parts of a Shopify order (REST Order resource) the hub uses.</summary>
 internal sealed record ShopifyOrder(string Id, string? LocationId, DateTimeOffset? CreatedAt, IReadOnlyList<ShopifyOrderLine> Lines,
     int UntrackedLines, IReadOnlyList<ShopifyFulfillment> Fulfillments);
 
-/// <summary>A shipped line of a fulfillment.</summary>
-internal sealed record ShopifyFulfillmentLine(string LineItemId, string Sku, long Quantity);
-
 /// <summary>The parts of a Shopify fulfillment (REST Fulfillment resource) the hub uses.</summary>
 internal sealed record ShopifyFulfillment(string Id, string OrderId, string? Status, string? LocationId, DateTimeOffset? CreatedAt,
-    IReadOnlyList<ShopifyFulfillmentLine> Lines, int UntrackedLines);
+    IReadOnlyList<ShopifyOrderLine> Lines, int UntrackedLines);
 
 /// <summary>A refunded line (REST Refund resource, <c>refund_line_items</c>).</summary>
 internal sealed record ShopifyRefundLine(string Id, string? Sku, long Quantity, string? RestockType, string? LocationId);
@@ -42,35 +39,7 @@ internal static class ShopifyPayloads
         var id = Id(root, "id", "id", input, required: true);
         var locationId = Id(root, "location_id", "location_id", input, required: false);
         var createdAt = input.Timestamp(root, "created_at", "created_at", required: false);
-        var lines = new List<ShopifyOrderLine>();
-        var untracked = 0;
-        if (input.Array(root, "line_items", "line_items", required: true, 0, LinesMax) is { } array)
-        {
-            var i = 0;
-            foreach (var item in array.EnumerateArray())
-            {
-                var path = $"line_items[{i++}]";
-                if (!input.IsObject(item, path))
-                {
-                    continue;
-                }
-                var lineId = Id(item, "id", path + ".id", input, required: true);
-                var quantity = input.Long(item, "quantity", path + ".quantity", required: true, 0, Limits.QuantityMax);
-                var sku = Sku(item, path + ".sku", input);
-                if (lineId is null || quantity is null)
-                {
-                    continue;
-                }
-                if (sku is null || Bool(item, "gift_card", path + ".gift_card", input))
-                {
-                    untracked++;
-                }
-                else if (quantity > 0)
-                {
-                    lines.Add(new ShopifyOrderLine(lineId, sku, quantity.Value));
-                }
-            }
-        }
+        var (lines, untracked) = LineItems(root, "", input);
         var fulfillments = new List<ShopifyFulfillment>();
         if (input.Array(root, "fulfillments", "fulfillments", required: false, 0, LinesMax) is { } list && id is not null)
         {
@@ -95,7 +64,18 @@ internal static class ShopifyPayloads
         var status = Text(root, "status", prefix + "status", input);
         var locationId = Id(root, "location_id", prefix + "location_id", input, required: false);
         var createdAt = input.Timestamp(root, "created_at", prefix + "created_at", required: false);
-        var lines = new List<ShopifyFulfillmentLine>();
+        var (lines, untracked) = LineItems(root, prefix, input);
+        var order = ownOrderId ?? orderId;
+        return input.HasErrors || id is null || order is null ? null : new ShopifyFulfillment(id, order, status, locationId, createdAt, lines, untracked);
+    }
+
+    /// <summary>
+    /// Reads <c>line_items</c> (of an order or a fulfillment): tracked lines with a SKU and a
+    /// positive quantity, and how many lines the hub does not track (no SKU, gift cards).
+    /// </summary>
+    private static (List<ShopifyOrderLine> Lines, int Untracked) LineItems(JsonElement root, string prefix, JsonInput input)
+    {
+        var lines = new List<ShopifyOrderLine>();
         var untracked = 0;
         if (input.Array(root, "line_items", prefix + "line_items", required: true, 0, LinesMax) is { } array)
         {
@@ -120,12 +100,11 @@ internal static class ShopifyPayloads
                 }
                 else if (quantity > 0)
                 {
-                    lines.Add(new ShopifyFulfillmentLine(lineId, sku, quantity.Value));
+                    lines.Add(new ShopifyOrderLine(lineId, sku, quantity.Value));
                 }
             }
         }
-        var order = ownOrderId ?? orderId;
-        return input.HasErrors || id is null || order is null ? null : new ShopifyFulfillment(id, order, status, locationId, createdAt, lines, untracked);
+        return (lines, untracked);
     }
 
     public static ShopifyRefund? Refund(JsonElement root, JsonInput input)

@@ -215,33 +215,49 @@ internal sealed class ShopifyWebhookHandler(Sequencer engine, HubMetrics metrics
             return await Tombstone(d);
         }
         var (outcome, view) = await ReservationEndpoints.SubmitCreate(engine, metrics, Create(d, lines));
+        if (outcome.Result == ReservationResult.Insufficient)
+        {
+            Reject(d, RejectionTypes.InsufficientStock, $"Order {order.Id} could not be reserved; nothing was held. Short: " +
+                string.Join(", ", outcome.Shortages!.Select(s => $"'{s.Sku}' (requested {s.Requested}, available {s.Available})")) + ".");
+            return await Tombstone(d);
+        }
+        if (!Settled(d, outcome, view, "a create", out var stop))
+        {
+            return stop;
+        }
+        return d.Reservation?.Status == Held ? await Commit(d) : null;
+    }
+
+    /// <summary>
+    /// Records what creating the order's reservation did, for the outcomes every create shares.
+    /// Returns false when the delivery ends here, with the answer to give (null: 200).
+    /// </summary>
+    private bool Settled(ShopifyDelivery d, ReservationOutcome outcome, ReservationView? view, string what, out ShopifyStop? stop)
+    {
+        stop = null;
         switch (outcome.Result)
         {
             case ReservationResult.Created:
                 d.Changed = true;
                 d.Reservation = view;
-                break;
+                return true;
             case ReservationResult.Existing:
                 d.Repeated = true;
                 d.Reservation = view;
-                break;
+                return true;
             case ReservationResult.Forgotten:
                 d.Repeated = true;
                 d.Reservation = ReservationEndpoints.TryArchived(engine, d.ReservationId!);
-                return null;
-            case ReservationResult.Insufficient:
-                Reject(d, RejectionTypes.InsufficientStock, $"Order {order.Id} could not be reserved; nothing was held. Short: " +
-                    string.Join(", ", outcome.Shortages!.Select(s => $"'{s.Sku}' (requested {s.Requested}, available {s.Available})")) + ".");
-                return await Tombstone(d);
+                return false;
             case ReservationResult.Conflict:
                 Reject(d, RejectionTypes.IdempotencyConflict, outcome.ErrorDetail!);
-                return null;
+                return false;
             case ReservationResult.Invalid:
-                return Misconfigured(d, outcome.ErrorType!, outcome.ErrorDetail!);
+                stop = Misconfigured(d, outcome.ErrorType!, outcome.ErrorDetail!);
+                return false;
             default:
-                throw new InvalidOperationException($"Unexpected reservation outcome {outcome.Result} for a create.");
+                throw new InvalidOperationException($"Unexpected reservation outcome {outcome.Result} for {what}.");
         }
-        return d.Reservation?.Status == Held ? await Commit(d) : null;
     }
 
     /// <summary>
@@ -252,27 +268,9 @@ internal sealed class ShopifyWebhookHandler(Sequencer engine, HubMetrics metrics
     private async Task<ShopifyStop?> Tombstone(ShopifyDelivery d)
     {
         var (outcome, view) = await ReservationEndpoints.SubmitCreate(engine, metrics, Create(d, []));
-        switch (outcome.Result)
+        if (!Settled(d, outcome, view, "an empty reservation", out var stop))
         {
-            case ReservationResult.Created:
-                d.Changed = true;
-                d.Reservation = view;
-                break;
-            case ReservationResult.Existing:
-                d.Repeated = true;
-                d.Reservation = view;
-                break;
-            case ReservationResult.Forgotten:
-                d.Repeated = true;
-                d.Reservation = ReservationEndpoints.TryArchived(engine, d.ReservationId!);
-                return null;
-            case ReservationResult.Conflict:
-                Reject(d, RejectionTypes.IdempotencyConflict, outcome.ErrorDetail!);
-                return null;
-            case ReservationResult.Invalid:
-                return Misconfigured(d, outcome.ErrorType!, outcome.ErrorDetail!);
-            default:
-                throw new InvalidOperationException($"Unexpected reservation outcome {outcome.Result} for an empty reservation.");
+            return stop;
         }
         if (d.Reservation is { Status: Held } r)
         {
