@@ -36,18 +36,8 @@ as_pg() {
   # initdb refuses to run as root, so the server runs as the postgres user when we are root.
   if [ "$(id -u)" -eq 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi
 }
-if [ -f "$PGDATA_DIR/postmaster.pid" ]; then
-  as_pg "$PGBIN/pg_ctl" -D "$PGDATA_DIR" stop -m immediate >/dev/null 2>&1 || true
-fi
-rm -rf "$PGDATA_DIR"
-mkdir -p "$PGDATA_DIR"
-[ "$(id -u)" -eq 0 ] && chown postgres:postgres "$PGDATA_DIR"
-say "Starting PostgreSQL $("$PGBIN/postgres" --version | awk '{print $3}') on 127.0.0.1:$PGPORT…"
-as_pg "$PGBIN/initdb" -D "$PGDATA_DIR" -U postgres -A trust -E UTF8 >"$PGDATA_DIR.initdb.log" 2>&1 \
-  || { cat "$PGDATA_DIR.initdb.log" >&2; echo "test.sh: initdb failed." >&2; exit 2; }
-as_pg "$PGBIN/pg_ctl" -D "$PGDATA_DIR" -l "$PGDATA_DIR/server.log" -w -t 60 \
-  -o "-p $PGPORT -c listen_addresses=127.0.0.1 -k $PGDATA_DIR -c max_connections=300 -c fsync=on -c synchronous_commit=on" start >/dev/null \
-  || { cat "$PGDATA_DIR/server.log" >&2; echo "test.sh: PostgreSQL did not start." >&2; exit 2; }
+# A fresh cluster in PGDATA_DIR, started by the script the benchmark uses too (its progress goes to stderr).
+bash scripts/postgres.sh start "$PGPORT" "$PGDATA_DIR" || { echo "test.sh: PostgreSQL did not start." >&2; exit 2; }
 
 # ---------------------------------------------------------------- RabbitMQ
 RMQ_PORT=${TRUESTOCK_TEST_RMQPORT:-56720}

@@ -18,12 +18,20 @@ public sealed record Measured(
     double LoadGeneratorCores,
     JournalFigures? Journal,
     string Statuses,
-    List<string> ServerLog)
+    List<string> ServerLog,
+    double? DatabaseCpuSeconds = null,
+    long? BaselineRetries = null)
 {
     public double PerSecond => Seconds > 0 ? Operations / Seconds : 0;
 
     /// <summary>Server CPU microseconds per operation: what each operation costs the server, whatever the concurrency.</summary>
     public double CpuMicrosPerOp => Operations > 0 ? Server.CpuSeconds / Operations * 1e6 : double.NaN;
+
+    /// <summary>
+    /// CPU microseconds per operation of the database server's processes, when the database is a
+    /// server of its own (PostgreSQL); SQLite's work is inside the server process and in <see cref="CpuMicrosPerOp"/>.
+    /// </summary>
+    public double? DatabaseCpuMicrosPerOp => DatabaseCpuSeconds is { } db && Operations > 0 ? db / Operations * 1e6 : null;
 }
 
 /// <summary>
@@ -31,12 +39,16 @@ public sealed record Measured(
 /// ingestion and availability reads, each run against the hub and then against the baseline,
 /// one server loaded at a time, from this process.
 /// </summary>
-public sealed class HttpScenarios(Scale scale, Report report, string hubDll, string workDir)
+/// <param name="backend">The store both servers run on and how they are started; SQLite files in <paramref name="workDir"/> when null.</param>
+public sealed class HttpScenarios(Scale scale, Report report, string hubDll, string workDir, HttpBackend? backend = null)
 {
-    /// <summary>The hub's data file; after <see cref="Run"/> it holds the whole mixed journal, and a shutdown snapshot.</summary>
-    public string HubDataPath => Path.Combine(workDir, "http-hub", "hub.db");
+    /// <summary>The SQLite hub's data file; after <see cref="Run"/> it holds the whole mixed journal, and a shutdown snapshot.</summary>
 
-    private const string Section = "http";
+    private readonly HttpBackend _backend = backend ?? HttpBackend.Sqlite(hubDll, workDir);
+
+    /// <summary>The report section of every row, and the prefix of every detail and progress line.</summary>
+    private string Section => _backend.Section;
+
     private const string HotSku = "HOT";
     private const int LowConcurrency = 32;
     private static readonly string[] FlashLocations = ["F-W1", "F-W2", "F-S1"];
@@ -46,11 +58,17 @@ public sealed class HttpScenarios(Scale scale, Report report, string hubDll, str
     private ServerProcess[] _servers = [];
     private readonly Dictionary<string, Measured> _uniform = new(StringComparer.Ordinal);
 
+    /// <summary>The database server's CPU seconds at the start of the scenario being measured (scenarios run one at a time).</summary>
+    private double _databaseCpuBefore = double.NaN;
+
+    /// <summary>The baseline's retried transactions at the start of the scenario being measured.</summary>
+    private long _baselineRetriesBefore;
+
     public async Task Run()
     {
-        Log.Line("http: starting the hub and the baseline as server processes");
-        await using var hub = ServerProcess.StartHub(hubDll, HubDataPath);
-        await using var baseline = ServerProcess.StartBaseline(Path.Combine(workDir, "http-baseline", "baseline.db"));
+        Log.Line($"{Section}: starting the hub and the baseline as server processes");
+        await using var hub = _backend.StartHub();
+        await using var baseline = _backend.StartBaseline();
         await hub.WaitReady("/health/ready", TimeSpan.FromMinutes(1));
         await baseline.WaitReady("/health/ready", TimeSpan.FromMinutes(1));
         Target[] targets = [new("hub", hub, true), new("baseline", baseline, false)];
@@ -61,7 +79,7 @@ public sealed class HttpScenarios(Scale scale, Report report, string hubDll, str
         {
             flashDetails[t.Name] = await FlashSale(t);
         }
-        report.Details["http.flash-sale"] = flashDetails;
+        report.Details[$"{Section}.flash-sale"] = flashDetails;
         AddLoadRows("flash sale (1 SKU, 3 locations, 5 channels)", _flash["hub"], _flash["baseline"], "writes/s", hot: true);
 
         var seed = new Dictionary<string, object>(StringComparer.Ordinal);
@@ -69,7 +87,7 @@ public sealed class HttpScenarios(Scale scale, Report report, string hubDll, str
         {
             seed[t.Name] = await SeedUniform(t);
         }
-        report.Details["http.uniform-seed"] = seed;
+        report.Details[$"{Section}.uniform-seed"] = seed;
 
         var uniformDetails = new Dictionary<string, object>(StringComparer.Ordinal);
         foreach (var t in targets)
@@ -77,7 +95,7 @@ public sealed class HttpScenarios(Scale scale, Report report, string hubDll, str
             _uniform[t.Name] = await Uniform(t, scale.Buyers, scale.UniformDuration, "un");
             uniformDetails[t.Name] = _uniform[t.Name];
         }
-        report.Details["http.uniform"] = uniformDetails;
+        report.Details[$"{Section}.uniform"] = uniformDetails;
         AddLoadRows($"uniform reservations ({scale.UniformSkus:N0} SKUs × {scale.UniformLocations} locations)", _uniform["hub"], _uniform["baseline"], "writes/s", hot: false);
 
         // With 1,000 requests always outstanding, latency is at least 1,000 ÷ throughput (Little's law),
@@ -88,7 +106,7 @@ public sealed class HttpScenarios(Scale scale, Report report, string hubDll, str
         {
             few[t.Name] = await Uniform(t, LowConcurrency, scale.ReadDuration, "lc");
         }
-        report.Details["http.uniform-32-clients"] = few;
+        report.Details[$"{Section}.uniform-32-clients"] = few;
         AddLoadRows($"uniform reservations, {LowConcurrency} clients", few["hub"], few["baseline"], "writes/s", hot: false, latencyOnly: true);
         report.Add(new Row
         {
@@ -104,7 +122,7 @@ public sealed class HttpScenarios(Scale scale, Report report, string hubDll, str
         {
             ingest[t.Name] = await Ingest(t, batches);
         }
-        report.Details["http.ingestion"] = ingest;
+        report.Details[$"{Section}.ingestion"] = ingest;
         AddLoadRows("event ingestion (batches of 1,000 mixed events)", ingest["hub"], ingest["baseline"], "events/s", hot: false, ingestion: true);
 
         var single = new Dictionary<string, Measured>(StringComparer.Ordinal);
@@ -114,8 +132,8 @@ public sealed class HttpScenarios(Scale scale, Report report, string hubDll, str
             single[t.Name] = await Reads(t, bulk: false);
             bulk[t.Name] = await Reads(t, bulk: true);
         }
-        report.Details["http.reads-single"] = single;
-        report.Details["http.reads-bulk"] = bulk;
+        report.Details[$"{Section}.reads-single"] = single;
+        report.Details[$"{Section}.reads-bulk"] = bulk;
         AddLoadRows("availability reads, single SKU", single["hub"], single["baseline"], "reads/s", hot: false);
         AddLoadRows("availability reads, bulk 500 SKUs", bulk["hub"], bulk["baseline"], "requests/s", hot: false);
         report.Add(new Row
@@ -124,16 +142,11 @@ public sealed class HttpScenarios(Scale scale, Report report, string hubDll, str
             Hub = bulk["hub"].PerSecond * 500, Baseline = bulk["baseline"].PerSecond * 500,
         });
 
-        report.Details["http.hub-final-rss-bytes"] = ProcStats.RssBytes(hub.Pid);
-        // The recovery scenario reuses this hub's journal and adds a tail at its own locations.
-        foreach (var l in RecoveryScenario.Locations)
-        {
-            await Setup.Put(hub.Control, $"/v1/locations/{l}", Bodies.Location("warehouse"));
-        }
-        Log.Line("http: stopping the servers; the hub writes a snapshot at shutdown");
+        report.Details[$"{Section}.hub-final-rss-bytes"] = ProcStats.RssBytes(hub.Pid);
+        Log.Line($"{Section}: stopping the servers; the hub writes a snapshot at shutdown");
         var stop = await hub.StopGracefully(TimeSpan.FromMinutes(5));
-        report.Details["http.hub-shutdown-seconds"] = stop.TotalSeconds;
-        Log.Line($"http: the hub stopped in {stop.TotalSeconds:F1} s");
+        report.Details[$"{Section}.hub-shutdown-seconds"] = stop.TotalSeconds;
+        Log.Line($"{Section}: the hub stopped in {stop.TotalSeconds:F1} s");
     }
 
     // ------------------------------------------------------------------ flash sale
@@ -158,7 +171,7 @@ public sealed class HttpScenarios(Scale scale, Report report, string hubDll, str
             Bodies.Event(sb, $"flash-stock-{i}", "received", HotSku, loc, units, SeedTime)))), 3)], 1, "flash stock");
 
         var buyers = scale.Buyers;
-        Log.Line($"http/flash-sale {t.Name}: {buyers} buyers, {total:N0} units of one SKU, reserve then commit (1 in 5 release instead) until sold out or {scale.FlashCap.TotalSeconds:F0} s");
+        Log.Line($"{Section}/flash-sale {t.Name}: {buyers} buyers, {total:N0} units of one SKU, reserve then commit (1 in 5 release instead) until sold out or {scale.FlashCap.TotalSeconds:F0} s");
         using var client = new LoadClient(t.Server.BaseAddress, buyers);
         await client.Warm();
         var run = new LoadRun(client, buyers);
@@ -166,7 +179,7 @@ public sealed class HttpScenarios(Scale scale, Report report, string hubDll, str
         var stop = 0;
         var (before, window, harness) = await Begin(t);
         var watch = Stopwatch.StartNew();
-        using var progress = Progress(watch, () => $"http/flash-sale {t.Name}: {Interlocked.Read(ref committed):N0} of {total:N0} units committed, {Interlocked.Read(ref writes) / watch.Elapsed.TotalSeconds:N0} writes/s");
+        using var progress = Progress(watch, () => $"{Section}/flash-sale {t.Name}: {Interlocked.Read(ref committed):N0} of {total:N0} units committed, {Interlocked.Read(ref writes) / watch.Elapsed.TotalSeconds:N0} writes/s");
         await LoadRun.Workers(buyers, async w =>
         {
             var rng = new Random(7919 * (w + 1));
@@ -228,7 +241,7 @@ public sealed class HttpScenarios(Scale scale, Report report, string hubDll, str
         }
         var oversold = Math.Max(negativeAvailable, Math.Max(0, committed - total));
         var hubCounter = t.IsHub ? (await HubMetricsScrape.Read(t.Server.Control)).Get("truestock_oversold_units_total") : 0;
-        Log.Line($"http/flash-sale {t.Name}: {(soldOut ? "sold out" : "NOT sold out (time cap)")} in {seconds:F1} s; committed {committed:N0}, released {released:N0}, 409s {insufficient:N0}; oversold {oversold} units; statuses {run.StatusText()}");
+        Log.Line($"{Section}/flash-sale {t.Name}: {(soldOut ? "sold out" : "NOT sold out (time cap)")} in {seconds:F1} s; committed {committed:N0}, released {released:N0}, 409s {insufficient:N0}; oversold {oversold} units; statuses {run.StatusText()}");
         _oversold[t.Name] = Math.Max(oversold, (long)hubCounter);
         return new
         {
@@ -267,8 +280,9 @@ public sealed class HttpScenarios(Scale scale, Report report, string hubDll, str
         }
         var positions = scale.UniformSkus * locs.Length;
         var batchCount = (positions + 999) / 1000;
-        Log.Line($"http/uniform {t.Name}: seeding {positions:N0} positions with {batchCount:N0} batches of received events");
+        Log.Line($"{Section}/uniform {t.Name}: seeding {positions:N0} positions with {batchCount:N0} batches of received events");
         var window = new ProcessWindow(t.Server.Pid);
+        var databaseCpu = _backend.DatabaseCpuSeconds?.Invoke();
         var (seconds, events) = await Setup.PostBatches(http, new LazyBatches(batchCount, b =>
         {
             var from = b * 1000;
@@ -277,20 +291,20 @@ public sealed class HttpScenarios(Scale scale, Report report, string hubDll, str
                 Bodies.Event(sb, string.Create(CultureInfo.InvariantCulture, $"seed-{p}"), "received", Sku(p / locs.Length), locs[p % locs.Length], 1000, SeedTime)))), to - from);
         }), 4, $"uniform seed {t.Name}");
         var usage = window.Stop();
-        Log.Line($"http/uniform {t.Name}: seeded {events:N0} positions in {seconds:F1} s ({events / seconds:N0} events/s, peak RSS {Fmt.Mb(usage.PeakRssBytes)})");
-        return new { positions, seconds, eventsPerSecond = events / seconds, server = usage };
+        Log.Line($"{Section}/uniform {t.Name}: seeded {events:N0} positions in {seconds:F1} s ({events / seconds:N0} events/s, peak RSS {Fmt.Mb(usage.PeakRssBytes)})");
+        return new { positions, seconds, eventsPerSecond = events / seconds, server = usage, databaseCpuSeconds = _backend.DatabaseCpuSeconds?.Invoke() - databaseCpu };
     }
 
     private async Task<Measured> Uniform(Target t, int buyers, TimeSpan duration, string prefix)
     {
-        Log.Line($"http/uniform {t.Name}: {buyers} buyers for {duration.TotalSeconds:F0} s, random SKU, reserve then commit (1 in 5 release)");
+        Log.Line($"{Section}/uniform {t.Name}: {buyers} buyers for {duration.TotalSeconds:F0} s, random SKU, reserve then commit (1 in 5 release)");
         using var client = new LoadClient(t.Server.BaseAddress, buyers);
         await client.Warm();
         var run = new LoadRun(client, buyers);
         long writes = 0;
         var (before, window, harness) = await Begin(t);
         var watch = Stopwatch.StartNew();
-        using var progress = Progress(watch, () => $"http/uniform {t.Name}: {Interlocked.Read(ref writes) / watch.Elapsed.TotalSeconds:N0} writes/s");
+        using var progress = Progress(watch, () => $"{Section}/uniform {t.Name}: {Interlocked.Read(ref writes) / watch.Elapsed.TotalSeconds:N0} writes/s");
         await LoadRun.Workers(buyers, async w =>
         {
             var rng = new Random(104729 * (w + 1));
@@ -314,7 +328,7 @@ public sealed class HttpScenarios(Scale scale, Report report, string hubDll, str
             }
         });
         var measured = await End(t, run, before, window, harness, watch.Elapsed.TotalSeconds, writes);
-        Log.Line($"http/uniform {t.Name}: {measured.PerSecond:N0} writes/s, p99 {measured.Latency.P99Ms:F1} ms; statuses {run.StatusText()}");
+        Log.Line($"{Section}/uniform {t.Name}: {measured.PerSecond:N0} writes/s, p99 {measured.Latency.P99Ms:F1} ms; statuses {run.StatusText()}");
         return measured;
     }
 
@@ -357,7 +371,7 @@ public sealed class HttpScenarios(Scale scale, Report report, string hubDll, str
     private async Task<Measured> Ingest(Target t, List<(byte[] Body, int Count)> batches)
     {
         const int senders = 4;
-        Log.Line($"http/ingestion {t.Name}: {batches.Count:N0} batches of 1,000 mixed events from {senders} senders");
+        Log.Line($"{Section}/ingestion {t.Name}: {batches.Count:N0} batches of 1,000 mixed events from {senders} senders");
         using var client = new LoadClient(t.Server.BaseAddress, senders);
         await client.Warm();
         var run = new LoadRun(client, senders);
@@ -365,7 +379,7 @@ public sealed class HttpScenarios(Scale scale, Report report, string hubDll, str
         var next = -1;
         var (before, window, harness) = await Begin(t);
         var watch = Stopwatch.StartNew();
-        using var progress = Progress(watch, () => $"http/ingestion {t.Name}: {Interlocked.Read(ref events):N0} events, {Interlocked.Read(ref events) / watch.Elapsed.TotalSeconds:N0}/s");
+        using var progress = Progress(watch, () => $"{Section}/ingestion {t.Name}: {Interlocked.Read(ref events):N0} events, {Interlocked.Read(ref events) / watch.Elapsed.TotalSeconds:N0}/s");
         await LoadRun.Workers(senders, async w =>
         {
             int i;
@@ -379,7 +393,7 @@ public sealed class HttpScenarios(Scale scale, Report report, string hubDll, str
             }
         });
         var measured = await End(t, run, before, window, harness, watch.Elapsed.TotalSeconds, events);
-        Log.Line($"http/ingestion {t.Name}: {measured.PerSecond:N0} events/s durable; statuses {run.StatusText()}");
+        Log.Line($"{Section}/ingestion {t.Name}: {measured.PerSecond:N0} events/s durable; statuses {run.StatusText()}");
         return measured;
     }
 
@@ -393,7 +407,7 @@ public sealed class HttpScenarios(Scale scale, Report report, string hubDll, str
             ? "/v1/channels/u1/availability?" + string.Join('&', Enumerable.Range(0, 500).Select(_ => "sku=" + Sku(rng.Next(scale.UniformSkus))))
             : "/v1/availability/" + Sku(rng.Next(scale.UniformSkus))).ToArray();
         var name = bulk ? "reads-bulk" : "reads-single";
-        Log.Line($"http/{name} {t.Name}: {workers} readers for {scale.ReadDuration.TotalSeconds:F0} s");
+        Log.Line($"{Section}/{name} {t.Name}: {workers} readers for {scale.ReadDuration.TotalSeconds:F0} s");
         using var client = new LoadClient(t.Server.BaseAddress, workers);
         await client.Warm();
         var run = new LoadRun(client, workers);
@@ -413,7 +427,7 @@ public sealed class HttpScenarios(Scale scale, Report report, string hubDll, str
             }
         });
         var measured = await End(t, run, before, window, harness, watch.Elapsed.TotalSeconds, reads);
-        Log.Line($"http/{name} {t.Name}: {measured.PerSecond:N0} requests/s, p99 {measured.Latency.P99Ms:F1} ms; statuses {run.StatusText()}");
+        Log.Line($"{Section}/{name} {t.Name}: {measured.PerSecond:N0} requests/s, p99 {measured.Latency.P99Ms:F1} ms; statuses {run.StatusText()}");
         return measured;
     }
 
@@ -426,20 +440,35 @@ public sealed class HttpScenarios(Scale scale, Report report, string hubDll, str
         // while the other still works, and each scenario starts from the same quiet machine.
         foreach (var server in _servers)
         {
-            await WaitIdle(server);
+            await WaitIdle(server.Name, () => ProcStats.CpuSeconds(server.Pid), () => ProcStats.WrittenBytes(server.Pid));
+        }
+        if (_backend.DatabaseCpuSeconds is { } databaseCpu)
+        {
+            // A database server has background work of its own (checkpoints, autovacuum after a load).
+            await WaitIdle("database server", databaseCpu, () => 0);
         }
         var before = t.IsHub ? await HubMetricsScrape.Read(t.Server.Control) : null;
+        _baselineRetriesBefore = t.IsHub ? 0 : await BaselineRetries(t.Server);
         foreach (var line in t.Server.TakeNotable())
         {
             Log.Line($"  {t.Name} said (before this scenario): {line}");
         }
+        _databaseCpuBefore = _backend.DatabaseCpuSeconds?.Invoke() ?? double.NaN;
         return (before, new ProcessWindow(t.Server.Pid), Process.GetCurrentProcess().TotalProcessorTime);
     }
 
-    private static async Task<Measured> End(Target t, LoadRun run, HubMetricsScrape? before, ProcessWindow window, TimeSpan harnessCpu,
+    /// <summary>Transactions the baseline ran again after a deadlock or serialization failure, since it started.</summary>
+    private static async Task<long> BaselineRetries(ServerProcess baseline)
+    {
+        using var doc = JsonDocument.Parse(await baseline.Control.GetStringAsync("/baseline/stats"));
+        return doc.RootElement.GetProperty("deadlockRetries").GetInt64() + doc.RootElement.GetProperty("serializationRetries").GetInt64();
+    }
+
+    private async Task<Measured> End(Target t, LoadRun run, HubMetricsScrape? before, ProcessWindow window, TimeSpan harnessCpu,
         double seconds, long operations)
     {
         var usage = window.Stop();
+        double? databaseCpu = _backend.DatabaseCpuSeconds is { } readDatabaseCpu ? readDatabaseCpu() - _databaseCpuBefore : null;
         var harness = (Process.GetCurrentProcess().TotalProcessorTime - harnessCpu).TotalSeconds / Math.Max(usage.WallSeconds, 1e-9);
         var notable = t.Server.TakeNotable();
         foreach (var line in notable)
@@ -451,7 +480,16 @@ public sealed class HttpScenarios(Scale scale, Report report, string hubDll, str
         {
             journal = HubMetricsScrape.Between(before, await HubMetricsScrape.Read(t.Server.Control), usage.WallSeconds);
         }
-        return new Measured(t.Name, seconds, operations, run.Latencies.Summarise(), usage, harness, journal, run.StatusText(), notable);
+        long? retries = null;
+        if (!t.IsHub)
+        {
+            retries = await BaselineRetries(t.Server) - _baselineRetriesBefore;
+            if (retries > 0)
+            {
+                Log.Line($"  the baseline ran {retries:N0} transactions again after a deadlock or serialization failure");
+            }
+        }
+        return new Measured(t.Name, seconds, operations, run.Latencies.Summarise(), usage, harness, journal, run.StatusText(), notable, databaseCpu, retries);
     }
 
     /// <summary>
@@ -459,22 +497,22 @@ public sealed class HttpScenarios(Scale scale, Report report, string hubDll, str
     /// core and writes less than 1 MiB: a snapshot is first CPU (serialising) and then disk (the
     /// blob and its fsync), and both would disturb the other server's measurement.
     /// </summary>
-    private static async Task WaitIdle(ServerProcess server)
+    private static async Task WaitIdle(string name, Func<double> cpuSeconds, Func<long> writtenBytes)
     {
         var watch = Stopwatch.StartNew();
         while (watch.Elapsed < TimeSpan.FromMinutes(2))
         {
-            var cpu = ProcStats.CpuSeconds(server.Pid);
-            var written = ProcStats.WrittenBytes(server.Pid);
+            var cpu = cpuSeconds();
+            var written = writtenBytes();
             await Task.Delay(500);
-            if (double.IsNaN(cpu) || (ProcStats.CpuSeconds(server.Pid) - cpu < 0.05 && ProcStats.WrittenBytes(server.Pid) - written < 1 << 20))
+            if (double.IsNaN(cpu) || (cpuSeconds() - cpu < 0.05 && writtenBytes() - written < 1 << 20))
             {
                 break;
             }
         }
         if (watch.Elapsed > TimeSpan.FromSeconds(1.5))
         {
-            Log.Line($"  waited {watch.Elapsed.TotalSeconds:F1} s for the {server.Name} to go quiet (background work such as a snapshot)");
+            Log.Line($"  waited {watch.Elapsed.TotalSeconds:F1} s for the {name} to go quiet (background work such as a snapshot)");
         }
     }
 
@@ -516,8 +554,35 @@ public sealed class HttpScenarios(Scale scale, Report report, string hubDll, str
                 Target = "= 0 (hub)", TargetValue = 0, Compare = false,
             });
         }
-        report.Add(new Row { Section = Section, Scenario = scenario, Metric = "server CPU per operation", Unit = "µs", Hub = hub.CpuMicrosPerOp, Baseline = baseline.CpuMicrosPerOp, Better = Better.Lower });
-        report.Add(new Row { Section = Section, Scenario = scenario, Metric = "server CPU busy", Unit = "cores", Hub = hub.Server.Cores, Baseline = baseline.Server.Cores, Better = Better.Lower, Compare = false, Note = "of 2, the load generator uses the rest" });
+        report.Add(new Row
+        {
+            Section = Section, Scenario = scenario, Metric = "server CPU per operation", Unit = "µs", Hub = hub.CpuMicrosPerOp, Baseline = baseline.CpuMicrosPerOp, Better = Better.Lower,
+            Note = _backend.DatabaseServer ? "the server process alone, without the database server's" : null,
+        });
+        report.Add(new Row
+        {
+            Section = Section, Scenario = scenario, Metric = "server CPU busy", Unit = "cores", Hub = hub.Server.Cores, Baseline = baseline.Server.Cores, Better = Better.Lower, Compare = false,
+            Note = _backend.DatabaseServer ? "of 2, shared with the database server and the load generator" : "of 2, the load generator uses the rest",
+        });
+        if (hub.DatabaseCpuMicrosPerOp is { } hubDatabase && baseline.DatabaseCpuMicrosPerOp is { } baselineDatabase)
+        {
+            report.Add(new Row
+            {
+                Section = Section, Scenario = scenario, Metric = "database server CPU per operation", Unit = "µs", Hub = hubDatabase, Baseline = baselineDatabase,
+                Better = Better.Lower, Note = "the postgres processes",
+            });
+            report.Add(new Row
+            {
+                Section = Section, Scenario = scenario, Metric = "server + database CPU per operation", Unit = "µs",
+                Hub = hub.CpuMicrosPerOp + hubDatabase, Baseline = baseline.CpuMicrosPerOp + baselineDatabase, Better = Better.Lower,
+            });
+            report.Add(new Row
+            {
+                Section = Section, Scenario = scenario, Metric = "database server CPU busy", Unit = "cores",
+                Hub = hub.DatabaseCpuSeconds!.Value / Math.Max(hub.Server.WallSeconds, 1e-9), Baseline = baseline.DatabaseCpuSeconds!.Value / Math.Max(baseline.Server.WallSeconds, 1e-9),
+                Better = Better.Lower, Compare = false,
+            });
+        }
         report.Add(new Row { Section = Section, Scenario = scenario, Metric = "server peak RSS", Unit = "MiB", Hub = hub.Server.PeakRssBytes / 1048576.0, Baseline = baseline.Server.PeakRssBytes / 1048576.0, Better = Better.Lower });
         if (hub.Journal is { Commits: > 0 } j)
         {

@@ -54,7 +54,7 @@ public static class ProcStats
 {
     // The kernel reports utime and stime in clock ticks of USER_HZ, which is 100 on every Linux
     // architecture .NET runs on (sysconf(_SC_CLK_TCK) is not exposed by .NET).
-    private const double ClockTicksPerSecond = 100.0;
+    internal const double ClockTicksPerSecond = 100.0;
 
     /// <summary>User plus system CPU seconds the process has used so far, or NaN when it cannot be read.</summary>
     public static double CpuSeconds(int pid)

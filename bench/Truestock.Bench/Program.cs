@@ -7,12 +7,12 @@ if (args is ["baseline-server", ..])
     return await BaselineServer.Run(args);
 }
 
-string[] verbs = ["all", "engine", "http", "recovery", "memory", "profile"];
+string[] verbs = ["all", "engine", "http", "recovery", "memory", "postgres", "profile"];
 var verb = args.FirstOrDefault(a => !a.StartsWith("--", StringComparison.Ordinal)) ?? "all";
 var quick = args.Contains("--quick");
 if (!verbs.Contains(verb) || args.Any(a => a.StartsWith("--", StringComparison.Ordinal) && a != "--quick"))
 {
-    Console.Error.WriteLine("usage: dotnet run -c Release --project bench/Truestock.Bench -- [all|engine|http|recovery|memory|profile] [--quick]");
+    Console.Error.WriteLine("usage: dotnet run -c Release --project bench/Truestock.Bench -- [all|engine|http|recovery|memory|postgres|profile] [--quick]");
     return 2;
 }
 
@@ -49,7 +49,7 @@ async Task Section(string name, Func<Task> run)
 }
 
 string? hubDll = null;
-if (verb is "all" or "http" or "recovery" or "profile")
+if (verb is "all" or "http" or "recovery" or "postgres" or "profile")
 {
     await Section("build", async () => hubDll = await Harness.BuildHub(root));
 }
@@ -82,20 +82,18 @@ if (verb is "all" or "memory")
         return Task.CompletedTask;
     });
 }
-string? httpJournal = null;
 if (verb is "all" or "http" && hubDll is not null)
 {
-    var http = new HttpScenarios(scale, report, hubDll, work);
-    await Section("http", async () =>
-    {
-        await http.Run();
-        // The whole run's mixed journal (reservations and events) is the recovery scenario's input.
-        httpJournal = http.HubDataPath;
-    });
+    await Section("http", () => new HttpScenarios(scale, report, hubDll, work).Run());
 }
 if (verb is "all" or "recovery" && hubDll is not null)
 {
-    await Section("recovery", () => Harness.Recovery(report, scale, hubDll, work, httpJournal));
+    await Section("recovery", () => Harness.Recovery(report, scale, hubDll, work, artifacts));
+}
+if (verb is "all" or "postgres" && hubDll is not null)
+{
+    // Last: the PostgreSQL server it starts then runs only while its own scenarios are measured.
+    await Section("http-postgres", () => Harness.HttpPostgres(report, scale, root, hubDll, work));
 }
 
 Harness.AddScaleNotes(report, scale, verb);

@@ -168,7 +168,7 @@ public sealed class Report
                 var measured = r.TargetOnAdvantage
                     ? Fmt.N(r.Advantage ?? double.NaN, 1) + "× the baseline"
                     : Fmt.N(r.Hub, Decimals(r.Hub)) + " " + r.Unit;
-                sb.Append(CultureInfo.InvariantCulture, $"| {r.Scenario}: {r.Metric} {r.Target} | {measured} | {r.Status} |\n");
+                sb.Append(CultureInfo.InvariantCulture, $"| {r.Section} / {r.Scenario}: {r.Metric} {r.Target} | {measured} | {r.Status} |\n");
             }
             sb.Append(CultureInfo.InvariantCulture, $"\n{targets.Count(r => r.Status == "met")} of {targets.Count} targets met.\n");
         }

@@ -66,8 +66,13 @@ public sealed class ServerProcess : IAsyncDisposable
         return Start("hub", "dotnet", args, port, null);
     }
 
-    /// <summary>Starts the baseline server (this executable, verb baseline-server).</summary>
-    public static ServerProcess StartBaseline(string dataPath)
+    /// <summary>Starts the baseline server (this executable, verb baseline-server) on a SQLite file.</summary>
+    public static ServerProcess StartBaseline(string dataPath) => StartBaselineOn("--data", dataPath);
+
+    /// <summary>Starts the baseline server on a PostgreSQL database (an Npgsql connection string).</summary>
+    public static ServerProcess StartPostgresBaseline(string connectionString) => StartBaselineOn("--postgres", connectionString);
+
+    private static ServerProcess StartBaselineOn(string storeOption, string store)
     {
         var port = FreePort();
         var self = typeof(ServerProcess).Assembly.Location;
@@ -77,7 +82,7 @@ public sealed class ServerProcess : IAsyncDisposable
             // comparison is between designs, not GC modes.
             ["DOTNET_gcServer"] = "1",
         };
-        return Start("baseline", "dotnet", [self, "baseline-server", "--port", port.ToString(CultureInfo.InvariantCulture), "--data", dataPath], port, env);
+        return Start("baseline", "dotnet", [self, "baseline-server", "--port", port.ToString(CultureInfo.InvariantCulture), storeOption, store], port, env);
     }
 
     private static ServerProcess Start(string name, string file, IEnumerable<string> args, int port, Dictionary<string, string>? env)
@@ -228,7 +233,8 @@ public sealed class ServerProcess : IAsyncDisposable
         }
     }
 
-    private static int FreePort()
+    /// <summary>A loopback port nothing listens on now (the OS's pick for port 0).</summary>
+    internal static int FreePort()
     {
         using var listener = new TcpListener(IPAddress.Loopback, 0);
         listener.Start();

@@ -129,8 +129,9 @@ public sealed partial class Shard
             return (RejectionTypes.ReservationNotCommitted,
                 $"Reservation '{e.ReservationId}' is {Name(reservation.Status)}; only committed reservations ship.");
         }
-        foreach (var l in reservation.Lines)
+        for (var i = 0; i < reservation.Lines.Count; i++)
         {
+            var l = reservation.Lines[i];
             if (l.Sku == e.Sku && l.LocationId == e.LocationId)
             {
                 return null;
@@ -220,8 +221,10 @@ public sealed partial class Shard
     {
         var left = e.Quantity;
         long remainingBefore = 0;
-        foreach (var line in reservation.Lines)
+        // Index loops rather than foreach or LINQ, which would allocate an enumerator per shipment.
+        for (var i = 0; i < reservation.Lines.Count; i++)
         {
+            var line = reservation.Lines[i];
             if (line.Sku != e.Sku || line.LocationId != e.LocationId)
             {
                 continue;
@@ -238,11 +241,23 @@ public sealed partial class Shard
                 $"Shipped {e.Quantity} against reservation '{reservation.Id}' but only {remainingBefore} unit(s) of its lines here were still allocated; allocated was reduced by {taken}.", now);
         }
         pos.Allocated = Decrease(fx, pos, e, now, "allocated", pos.Allocated, taken);
-        if (reservation.Status == ReservationStatus.Committed && reservation.Lines.All(l => l.Shipped >= l.Quantity))
+        if (reservation.Status == ReservationStatus.Committed && AllShipped(reservation))
         {
             reservation.Status = ReservationStatus.Fulfilled;
             reservation.EndedAt = now;
         }
+    }
+
+    private static bool AllShipped(Reservation reservation)
+    {
+        for (var i = 0; i < reservation.Lines.Count; i++)
+        {
+            if (reservation.Lines[i].Shipped < reservation.Lines[i].Quantity)
+            {
+                return false;
+            }
+        }
+        return true;
     }
 
     private static long Decrease(Effects fx, Position pos, StockEvent e, DateTimeOffset now, string field, long value, long by)

@@ -33,8 +33,12 @@ public sealed partial class Shard
         {
             return Invalid(RejectionTypes.UnknownChannel, $"Channel '{command.ChannelId}' is not declared; PUT /v1/channels/{command.ChannelId} first.");
         }
-        foreach (var line in command.Lines)
+        // Index loops rather than foreach: over an IReadOnlyList<T> foreach allocates an enumerator
+        // object, and this is the hot path of every reservation.
+        var requested = command.Lines;
+        for (var i = 0; i < requested.Count; i++)
         {
+            var line = requested[i];
             if (line.LocationId is null)
             {
                 continue;
@@ -43,17 +47,21 @@ public sealed partial class Shard
             {
                 return Invalid(RejectionTypes.UnknownLocation, $"Location '{line.LocationId}' is not declared.");
             }
-            if (!channel.Locations.Contains(line.LocationId))
+            if (!Sources(channel, line.LocationId))
             {
                 return Invalid(RejectionTypes.LocationNotSourced,
                     $"Location '{line.LocationId}' is not in the sourcing list of channel '{channel.Id}'.");
             }
         }
 
-        var held = new List<(Position Position, long Quantity)>(command.Lines.Count);
+        // The positions taken from are kept in a buffer of the shard, reused by every reservation
+        // (the shard is single-threaded), rather than in a list made for each one.
+        var held = _held.Length >= requested.Count ? _held : (_held = new HeldLine[Math.Max(requested.Count, _held.Length * 2)]);
+        var heldCount = 0;
         List<Shortage>? shortages = null;
-        foreach (var line in command.Lines)
+        for (var i = 0; i < requested.Count; i++)
         {
+            var line = requested[i];
             var ats = Ats(channel, line.Sku, now);
             var chosen = line.LocationId is null
                 ? FirstSourcingPosition(channel, line.Sku, line.Quantity)
@@ -66,19 +74,19 @@ public sealed partial class Shard
             }
             // Taking the units now makes later lines of the same SKU see what is left.
             chosen.Reserved += line.Quantity;
-            held.Add((chosen, line.Quantity));
+            held[heldCount++] = new HeldLine(chosen, line.Quantity);
         }
         if (shortages is not null)
         {
-            foreach (var (position, quantity) in held)
+            for (var i = 0; i < heldCount; i++)
             {
-                position.Reserved -= quantity;
+                held[i].Position.Reserved -= held[i].Quantity;
             }
             return new ReservationOutcome(ReservationResult.Insufficient, Shortages: shortages);
         }
 
-        var lines = new ReservationLine[held.Count];
-        for (var i = 0; i < held.Count; i++)
+        var lines = new ReservationLine[heldCount];
+        for (var i = 0; i < heldCount; i++)
         {
             lines[i] = new ReservationLine { Sku = held[i].Position.Sku, Quantity = held[i].Quantity, LocationId = held[i].Position.LocationId };
         }
@@ -100,8 +108,9 @@ public sealed partial class Shard
         {
             effects.CreatedReservations.Add(reservation);
         }
-        foreach (var (position, quantity) in held)
+        for (var i = 0; i < heldCount; i++)
         {
+            var (position, quantity) = held[i];
             Record(effects, position, null, reservation.Id, "reservation_held", quantity, now, now, "applied", channel.Id, command.CorrelationId);
             RecordSale(position.Sku, quantity, now);
         }
@@ -120,8 +129,9 @@ public sealed partial class Shard
         switch (r.Status)
         {
             case ReservationStatus.Held:
-                foreach (var line in r.Lines)
+                for (var i = 0; i < r.Lines.Count; i++)
                 {
+                    var line = r.Lines[i];
                     var pos = FindPosition(line.Sku, line.LocationId)!;
                     pos.Reserved -= line.Quantity;
                     pos.Allocated += line.Quantity;
@@ -155,8 +165,9 @@ public sealed partial class Shard
             case ReservationStatus.Held:
             case ReservationStatus.Committed:
                 var wasHeld = r.Status == ReservationStatus.Held;
-                foreach (var line in r.Lines)
+                for (var i = 0; i < r.Lines.Count; i++)
                 {
+                    var line = r.Lines[i];
                     var pos = FindPosition(line.Sku, line.LocationId)!;
                     var units = line.Quantity - line.Shipped;
                     if (wasHeld)
@@ -210,8 +221,9 @@ public sealed partial class Shard
 
     private void Expire(Reservation r, DateTimeOffset now, Effects effects)
     {
-        foreach (var line in r.Lines)
+        for (var i = 0; i < r.Lines.Count; i++)
         {
+            var line = r.Lines[i];
             var pos = FindPosition(line.Sku, line.LocationId)!;
             pos.Reserved -= line.Quantity;
             Record(effects, pos, null, r.Id, "reservation_expired", line.Quantity, r.ExpiresAt, now, "applied", r.ChannelId, r.CorrelationId);
@@ -222,9 +234,14 @@ public sealed partial class Shard
 
     private Position? FirstSourcingPosition(Channel channel, string sku, long quantity)
     {
-        foreach (var loc in channel.Locations)
+        if (!_skus.TryGetValue(sku, out var positions))
         {
-            if (FindPosition(sku, loc) is { } p && p.Available >= quantity)
+            return null;
+        }
+        var locations = channel.Locations;
+        for (var i = 0; i < locations.Count; i++)
+        {
+            if (Find(positions, locations[i]) is { } p && p.Available >= quantity)
             {
                 return p;
             }
@@ -235,12 +252,31 @@ public sealed partial class Shard
     private long BestAvailable(Channel channel, string sku)
     {
         long best = 0;
-        foreach (var loc in channel.Locations)
+        var positions = _skus.GetValueOrDefault(sku) ?? [];
+        var locations = channel.Locations;
+        for (var i = 0; i < locations.Count; i++)
         {
-            best = Math.Max(best, AvailableAt(sku, loc));
+            best = Math.Max(best, Find(positions, locations[i])?.Available ?? 0);
         }
         return best;
     }
+
+    /// <summary>True when <paramref name="locationId"/> is in the channel's sourcing list.</summary>
+    private static bool Sources(Channel channel, string locationId)
+    {
+        var locations = channel.Locations;
+        for (var i = 0; i < locations.Count; i++)
+        {
+            if (locations[i] == locationId)
+            {
+                return true;
+            }
+        }
+        return false;
+    }
+
+    /// <summary>A line held while a reservation is decided: the position it took from and how many units.</summary>
+    private readonly record struct HeldLine(Position Position, long Quantity);
 
     /// <summary>The wire name of a reservation status.</summary>
     public static string Name(ReservationStatus status) => status switch

@@ -40,10 +40,18 @@ public sealed partial class Shard
         {
             foreach (var p in list)
             {
-                var entries = p.History?.Entries().ToArray() ?? [];
+                // The snapshot keeps its format of two parallel arrays, so that snapshots written before the
+                // history became one array of pairs still load, and this one loads in older versions.
+                var entries = p.History is { } history ? history.Entries : [];
+                var ticks = entries.Length == 0 ? [] : new long[entries.Length];
+                var deltas = entries.Length == 0 ? [] : new long[entries.Length];
+                for (var i = 0; i < entries.Length; i++)
+                {
+                    ticks[i] = entries[i].Ticks;
+                    deltas[i] = entries[i].Delta;
+                }
                 positions.Add(new PositionState(p.Sku, p.LocationId, p.OnHand, p.Damaged, p.Inspection, p.Allocated, p.Reserved,
-                    p.Incoming, p.SafetyStock, p.CountedAt, p.History?.HorizonTicks ?? long.MinValue,
-                    entries.Select(x => x.Ticks).ToArray(), entries.Select(x => x.Delta).ToArray()));
+                    p.Incoming, p.SafetyStock, p.CountedAt, p.History?.HorizonTicks ?? long.MinValue, ticks, deltas));
             }
         }
         var reservations = _reservations.Values.Select(r => new ReservationState(r.Id, r.ChannelId, r.Status, r.CreatedAt,
@@ -83,7 +91,7 @@ public sealed partial class Shard
             pos.CountedAt = p.CountedAt;
             if (p.HistoryTicks.Length > 0 || p.HistoryHorizonTicks != long.MinValue)
             {
-                pos.History = OnHandHistory.Restore(p.HistoryHorizonTicks, p.HistoryTicks.Zip(p.HistoryDeltas));
+                pos.History = OnHandHistory.Restore(p.HistoryHorizonTicks, p.HistoryTicks, p.HistoryDeltas);
             }
         }
         foreach (var r in state.Reservations)

@@ -15,6 +15,8 @@ public sealed partial class Shard
     private readonly Dictionary<string, Reservation> _reservations = new(StringComparer.Ordinal);
     private readonly Dictionary<string, long> _sourceSeqs = new(StringComparer.Ordinal);
     private readonly PriorityQueue<Reservation, DateTimeOffset> _expiries = new();
+    // Scratch for the lines of the reservation being decided; see CreateReservation.
+    private HeldLine[] _held = new HeldLine[4];
     private long _positionCount;
 
     /// <summary>Creates an empty shard.</summary>
@@ -60,13 +62,16 @@ public sealed partial class Shard
         _skus.TryGetValue(sku, out var list) ? list : ReadOnlySpan<Position>.Empty;
 
     /// <summary>The position of a SKU at a location, or null when nothing has touched it.</summary>
-    public Position? FindPosition(string sku, string locationId)
+    public Position? FindPosition(string sku, string locationId) =>
+        _skus.TryGetValue(sku, out var positions) ? Find(positions, locationId) : null;
+
+    /// <summary>
+    /// The position at a location among the positions of one SKU, or null. Callers that visit
+    /// several locations of a SKU look its positions up once and use this for each.
+    /// </summary>
+    private static Position? Find(Position[] positions, string locationId)
     {
-        if (!_skus.TryGetValue(sku, out var list))
-        {
-            return null;
-        }
-        foreach (var p in list)
+        foreach (var p in positions)
         {
             if (ReferenceEquals(p.LocationId, locationId) || p.LocationId == locationId)
             {
@@ -108,10 +113,19 @@ public sealed partial class Shard
     /// <summary>floor(pool · p / 100): the channel's share of its sourcing locations' available.</summary>
     private long Share(Channel channel, string sku)
     {
-        long pool = 0;
-        foreach (var loc in channel.Locations)
+        if (!_skus.TryGetValue(sku, out var positions))
         {
-            pool += Math.Max(0, AvailableAt(sku, loc));
+            return 0;
+        }
+        long pool = 0;
+        // An index loop: foreach over an IReadOnlyList<T> allocates an enumerator, and every reservation line comes here.
+        var locations = channel.Locations;
+        for (var i = 0; i < locations.Count; i++)
+        {
+            if (Find(positions, locations[i]) is { } p)
+            {
+                pool += Math.Max(0, p.Available);
+            }
         }
         return pool * channel.AllocationPercent / 100;
     }

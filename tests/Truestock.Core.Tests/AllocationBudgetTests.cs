@@ -18,6 +18,16 @@ public sealed class AllocationBudgetTests(ITestOutputHelper output)
     /// </summary>
     private const double EventBytesPerDecisionBudget = 8;
 
+    /// <summary>
+    /// Bytes allocated per reservation decision (a one-line create, then its release), in steady
+    /// state. Measured: 104 B, all of it the state a hold keeps until it is forgotten: the
+    /// Reservation (128 B), its ReservationLine (48 B) and the one-element line array (32 B), per
+    /// create + release pair. The list of held lines and the enumerators of foreach over
+    /// IReadOnlyList&lt;T&gt;, which made it 220 B, are gone; the budget leaves 8 B of margin so that
+    /// one of them coming back fails this test.
+    /// </summary>
+    private const double ReservationBytesPerDecisionBudget = 112;
+
     private const int Positions = 256;
     private const int Decisions = 20_000;
     private const int BatchSize = 1024;
@@ -83,6 +93,93 @@ public sealed class AllocationBudgetTests(ITestOutputHelper output)
         Assert.Equal(Decisions, applied);
         Assert.True(perDecision <= EventBytesPerDecisionBudget,
             $"ApplyEvent allocated {perDecision:F1} B per decision; the budget is {EventBytesPerDecisionBudget} B. Something new allocates on the hot path.");
+    }
+
+    [Fact]
+    public void reservation_create_and_release_stay_within_the_allocation_budget()
+    {
+        var shard = new Shard(idempotencyRetentionDays: 1);
+        foreach (var l in Locations)
+        {
+            shard.PutLocation(new Location(l, l, LocationType.Warehouse));
+        }
+        shard.PutChannel(new Channel("web", "web", Locations, 100, 0, null, null));
+        var fx = new Effects();
+        for (var p = 0; p < Positions; p++)
+        {
+            Apply(shard, fx, Event($"seed-{p}", EventType.Counted, p, 1_000_000, T0), T0);
+        }
+        fx.Clear();
+
+        // Warm-up with as many fresh ids as the measured run, so that the reservation dictionary
+        // and the expiry queue already have the capacity it needs; then the ended reservations are
+        // forgotten (both keep their capacity), so the measured run uses no id twice.
+        var warmAt = T0.AddDays(1);
+        var warm = Reservations("warm");
+        Assert.Equal(2 * warm.Length, CreateAndRelease(shard, fx, warm, warmAt));
+        var measuredAt = warmAt.AddDays(2);
+        shard.ExpireDue(measuredAt, fx);
+        shard.Prune(measuredAt, fx);
+        fx.Clear();
+
+        // The commands are built before the measured region, as the host builds them on request threads.
+        var commands = Reservations("m");
+        var before = GC.GetAllocatedBytesForCurrentThread();
+        var decided = CreateAndRelease(shard, fx, commands, measuredAt);
+        var allocated = GC.GetAllocatedBytesForCurrentThread() - before;
+
+        var perDecision = (double)allocated / (2 * commands.Length);
+        output.WriteLine(string.Create(CultureInfo.InvariantCulture,
+            $"Reservation create + release: {perDecision:F1} B per decision ({allocated:N0} B over {commands.Length:N0} pairs); budget {ReservationBytesPerDecisionBudget} B."));
+        Assert.Equal(2 * commands.Length, decided);
+        Assert.Equal(commands.Length, shard.ReservationCount);
+        Assert.True(perDecision <= ReservationBytesPerDecisionBudget,
+            $"Reservation create + release allocated {perDecision:F1} B per decision; the budget is {ReservationBytesPerDecisionBudget} B. Something new allocates on the hot path.");
+    }
+
+    /// <summary>Creates and releases each reservation; returns how many of those decisions succeeded.</summary>
+    /// <remarks>Counts rather than asserts inside the loop, because an assertion allocates and would be measured.</remarks>
+    private static int CreateAndRelease(Shard shard, Effects fx, CreateReservation[] commands, DateTimeOffset now)
+    {
+        var succeeded = 0;
+        for (var i = 0; i < commands.Length; i++)
+        {
+            if (shard.CreateReservation(commands[i], now, fx).Result == ReservationResult.Created)
+            {
+                succeeded++;
+            }
+            if (shard.ReleaseReservation(commands[i].ReservationId, now, "corr", fx).Result == ReservationResult.Changed)
+            {
+                succeeded++;
+            }
+            if (i % BatchSize == BatchSize - 1)
+            {
+                // The host clears the effects buffer after every group commit.
+                fx.Clear();
+            }
+        }
+        fx.Clear();
+        return succeeded;
+    }
+
+    /// <summary>One-line holds of one unit, sourced from the channel's list, spread evenly over the SKUs.</summary>
+    private static CreateReservation[] Reservations(string prefix)
+    {
+        var commands = new CreateReservation[Decisions / 2];
+        for (var i = 0; i < commands.Length; i++)
+        {
+            var id = string.Create(CultureInfo.InvariantCulture, $"{prefix}-{i}");
+            commands[i] = new CreateReservation
+            {
+                ReservationId = id,
+                ChannelId = "web",
+                TtlSeconds = Limits.TtlSecondsDefault,
+                CorrelationId = "corr",
+                Lines = [new ReservationLineRequest(string.Create(CultureInfo.InvariantCulture, $"SKU-{i % (Positions / Locations.Length)}"), 1, null)],
+                Fingerprint = new Fingerprint((ulong)id.GetHashCode(StringComparison.Ordinal), 1),
+            };
+        }
+        return commands;
     }
 
     /// <summary>Received and sold events of one unit, spread evenly over the positions, after <paramref name="from"/>.</summary>

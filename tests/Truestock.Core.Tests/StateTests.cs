@@ -229,6 +229,34 @@ public sealed class StateTests
         Assert.Equal(Limits.OnHandHistoryMax, imported.FindPosition("A", "L1")!.OnHand);
     }
 
+    /// <summary>
+    /// Positions as the version before the movement history became one array of pairs wrote them
+    /// (the hub's JSON options, JsonSerializerDefaults.Web): A@L1 counted at 08:00, then sold 2 at
+    /// 08:20 and received 5 at 08:30 (recorded out of order); A@L2 received 7 at 08:40, never counted.
+    /// </summary>
+    private const string SnapshotBeforePairedHistory = """
+        {"locations":[{"id":"L1","name":"Store 1","type":0},{"id":"L2","name":"Warehouse","type":1},{"id":"L3","name":"DC","type":2}],"channels":[],"positions":[{"sku":"A","locationId":"L1","onHand":13,"damaged":0,"inspection":0,"allocated":0,"reserved":0,"incoming":0,"safetyStock":0,"countedAt":"2025-03-01T08:00:00+00:00","historyHorizonTicks":-9223372036854775808,"historyTicks":[638764140000000000,638764146000000000],"historyDeltas":[-2,5]},{"sku":"A","locationId":"L2","onHand":7,"damaged":0,"inspection":0,"allocated":0,"reserved":0,"incoming":0,"safetyStock":0,"countedAt":null,"historyHorizonTicks":-9223372036854775808,"historyTicks":[638764152000000000],"historyDeltas":[7]}],"reservations":[],"events":[],"sourceSequences":{},"hasForgotten":false,"degradations":[],"channelVelocities":[],"velocities":[]}
+        """;
+
+    [Fact]
+    public void a_snapshot_written_before_the_history_became_one_array_still_loads_and_is_written_the_same()
+    {
+        var options = new System.Text.Json.JsonSerializerOptions(System.Text.Json.JsonSerializerDefaults.Web);
+        var state = System.Text.Json.JsonSerializer.Deserialize<ShardState>(SnapshotBeforePairedHistory, options)!;
+
+        var shard = Shard.Import(state);
+
+        Assert.Equal(SnapshotBeforePairedHistory.Trim(), System.Text.Json.JsonSerializer.Serialize(shard.Export(), options));
+        Assert.Equal(13, shard.OnHandAsOf("A", "L1", _w.At(0)));
+        Assert.Equal(8, shard.OnHandAsOf("A", "L1", _w.At(-35)));
+        Assert.Equal(10, shard.OnHandAsOf("A", "L1", _w.At(-50)));
+        Assert.Null(shard.OnHandAsOf("A", "L1", _w.At(-70)));
+        Assert.Equal(0, shard.OnHandAsOf("A", "L2", _w.At(-50)));
+        // A late count adds back the movements remembered after it: 20 - 2 + 5.
+        Assert.Equal(EventStatus.Applied, shard.ApplyEvent(_w.Event(EventType.Counted, 20, at: _w.At(-50)), _w.Now, new Effects()).Status);
+        Assert.Equal(23, shard.FindPosition("A", "L1")!.OnHand);
+    }
+
     // ------------------------------------------------------------------ prune
 
     [Fact]

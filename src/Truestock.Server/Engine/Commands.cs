@@ -46,33 +46,59 @@ internal static class CommandKinds
     }
 
     /// <summary>Re-applies one journaled command with the time it was decided at.</summary>
-    public static void Replay(Shard shard, JournalRecord record, Effects fx)
+    public static void Replay(Shard shard, JournalRecord record, Effects fx) => Apply(shard, Decode(record), fx);
+
+    /// <summary>
+    /// Turns a journal record into its typed payload. Decoding touches no state, so recovery runs it
+    /// beside the loop (see <see cref="Sequencer"/>); <see cref="Apply"/> then decides in journal order.
+    /// </summary>
+    public static DecodedCommand Decode(JournalRecord record)
     {
-        var now = record.RecordedAt;
-        switch (record.Kind)
+        object? payload = record.Kind switch
+        {
+            Events => JournalPayloads.ReadEvents(record.Payload) ?? Read<StockEvent[]>(record),
+            CreateReservation => JournalPayloads.ReadCreateReservation(record.Payload) ?? Read<Core.CreateReservation>(record),
+            CommitReservation or ReleaseReservation => JournalPayloads.ReadTransition(record.Payload) ?? Read<ReservationTransition>(record),
+            PutLocation => Read<Location>(record),
+            PutChannel => Read<Channel>(record),
+            SetSafetyStock => Read<SafetyStockChange>(record),
+            Expire or Prune => null,
+            SetDegradation => Read<ChannelDegradation>(record),
+            SetVelocity => Read<ChannelVelocity>(record),
+            _ => throw new InvalidOperationException(
+                $"Journal record {record.Seq} has unknown kind '{record.Kind}': the data file was written by a newer Truestock."),
+        };
+        return new DecodedCommand(record.Seq, record.RecordedAt, record.Kind, payload);
+    }
+
+    /// <summary>Decides a decoded command again, with the time it was decided at.</summary>
+    public static void Apply(Shard shard, DecodedCommand command, Effects fx)
+    {
+        var now = command.RecordedAt;
+        switch (command.Kind)
         {
             case Events:
-                DecideEvents(shard, Read<StockEvent[]>(record), now, fx);
+                DecideEvents(shard, (StockEvent[])command.Payload!, now, fx);
                 break;
             case CreateReservation:
-                shard.CreateReservation(Read<Core.CreateReservation>(record), now, fx);
+                shard.CreateReservation((Core.CreateReservation)command.Payload!, now, fx);
                 break;
             case CommitReservation:
-                var commit = Read<ReservationTransition>(record);
+                var commit = (ReservationTransition)command.Payload!;
                 shard.CommitReservation(commit.ReservationId, now, commit.CorrelationId, fx);
                 break;
             case ReleaseReservation:
-                var release = Read<ReservationTransition>(record);
+                var release = (ReservationTransition)command.Payload!;
                 shard.ReleaseReservation(release.ReservationId, now, release.CorrelationId, fx);
                 break;
             case PutLocation:
-                shard.PutLocation(Read<Location>(record));
+                shard.PutLocation((Location)command.Payload!);
                 break;
             case PutChannel:
-                shard.PutChannel(Read<Channel>(record));
+                shard.PutChannel((Channel)command.Payload!);
                 break;
             case SetSafetyStock:
-                var s = Read<SafetyStockChange>(record);
+                var s = (SafetyStockChange)command.Payload!;
                 shard.SetSafetyStock(s.Sku, s.LocationId, s.Quantity, now, s.CorrelationId, fx);
                 break;
             case Expire:
@@ -82,14 +108,14 @@ internal static class CommandKinds
                 shard.Prune(now, fx);
                 break;
             case SetDegradation:
-                shard.SetDegradation(Read<ChannelDegradation>(record));
+                shard.SetDegradation((ChannelDegradation)command.Payload!);
                 break;
             case SetVelocity:
-                shard.SetVelocity(Read<ChannelVelocity>(record));
+                shard.SetVelocity((ChannelVelocity)command.Payload!);
                 break;
             default:
                 throw new InvalidOperationException(
-                    $"Journal record {record.Seq} has unknown kind '{record.Kind}': the data file was written by a newer Truestock.");
+                    $"Journal record {command.Seq} has unknown kind '{command.Kind}': the data file was written by a newer Truestock.");
         }
     }
 
@@ -97,6 +123,9 @@ internal static class CommandKinds
         JsonSerializer.Deserialize<T>(record.Payload, Json)
         ?? throw new InvalidOperationException($"Journal record {record.Seq} ({record.Kind}) has an empty payload.");
 }
+
+/// <summary>A journal record with its payload decoded (null for kinds without one).</summary>
+internal readonly record struct DecodedCommand(long Seq, DateTimeOffset RecordedAt, string Kind, object? Payload);
 
 /// <summary>A unit of work for the sequencing loop: decided on the loop thread, answered after the batch is durable.</summary>
 internal abstract class EngineWork

@@ -29,16 +29,25 @@ internal abstract partial class AdoJournal
     // A row becomes pending only when the ATS really changed; its change time stays the oldest
     // unpublished change so that lag is measured from the first change the channel has not seen.
     // A dead row takes the new value but stays dead until an operator replays or discards it.
-    // @p6 = 1 forces the row pending even with an unchanged ATS (a new connector endpoint).
-    private const string UpsertSyncSql = """
+    // The row-by-row statement and PostgreSQL's bulk statement share these parts, so the two paths
+    // cannot drift apart.
+    protected const string SyncInsertColumnsSql = """
         INSERT INTO channel_sync (channel_id, sku, ats, version, changed_at_ms, pending, published_ats, published_version,
             published_at_ms, attempts, next_attempt_ms, dead, dead_at_ms, last_error)
-        VALUES (@p1, @p2, @p3, @p4, @p5, 1, NULL, 0, NULL, 0, 0, 0, NULL, NULL)
+        """;
+
+    protected const string SyncOnConflictSql = """
         ON CONFLICT (channel_id, sku) DO UPDATE SET
             ats = excluded.ats,
             version = excluded.version,
             changed_at_ms = CASE WHEN channel_sync.pending = 1 THEN channel_sync.changed_at_ms ELSE excluded.changed_at_ms END,
             pending = CASE WHEN channel_sync.dead = 1 THEN 0 ELSE 1 END
+        """;
+
+    // @p6 = 1 forces the row pending even with an unchanged ATS (a new connector endpoint).
+    private const string UpsertSyncSql = SyncInsertColumnsSql + "\n" + """
+        VALUES (@p1, @p2, @p3, @p4, @p5, 1, NULL, 0, NULL, 0, 0, 0, NULL, NULL)
+        """ + "\n" + SyncOnConflictSql + "\n" + """
         WHERE channel_sync.ats <> excluded.ats OR @p6 = 1
         """;
 

@@ -150,8 +150,18 @@ internal abstract partial class AdoJournal : IDisposable
             throw new InvalidOperationException("This process is not the writer.");
         }
         DbCommand[] statements = [_insertCommand, _insertLedger, _insertException, _insertEventId, _insertReservationId, _archiveReservation, _upsertSync];
+        var batch = new JournalBatch(records, effects, archived, syncChanges ?? [], batchTime, LastSeq, _nextLedgerId, _nextExceptionId, ErpPostingEnabled);
+        // Prepared before the transaction starts: SQLite refuses to prepare on a connection inside one.
         var erpOutbox = ErpPostingEnabled ? PrepareErpOutbox(writer) : null;
         using var tx = writer.BeginTransaction();
+        if (AppendBulk(writer, tx, batch))
+        {
+            tx.Commit();
+            LastSeq += records.Count;
+            _nextLedgerId += batch.LedgerCount;
+            _nextExceptionId += batch.ExceptionCount;
+            return;
+        }
         try
         {
             foreach (var statement in statements)
@@ -227,6 +237,13 @@ internal abstract partial class AdoJournal : IDisposable
         }
     }
 
+    /// <summary>
+    /// Writes the whole batch inside <paramref name="tx"/> with the dialect's bulk statements and
+    /// returns true, or returns false to have it written row by row with the prepared statements.
+    /// The rows must be exactly those of the row-by-row path: the same ids, in the same order.
+    /// </summary>
+    protected virtual bool AppendBulk(DbConnection writer, DbTransaction tx, in JournalBatch batch) => false;
+
     /// <summary>The fingerprints of those of <paramref name="eventIds"/> that were ever accepted.</summary>
     public Dictionary<string, Fingerprint> FindEventFingerprints(IReadOnlyList<string> eventIds)
     {
@@ -265,7 +282,7 @@ internal abstract partial class AdoJournal : IDisposable
         return r.Read() ? (ParseFingerprint(r.GetString(0)), NullableString(r, 1)) : null;
     }
 
-    private static string FingerprintText(Fingerprint f) =>
+    protected static string FingerprintText(Fingerprint f) =>
         f.Hi.ToString("x16", CultureInfo.InvariantCulture) + f.Lo.ToString("x16", CultureInfo.InvariantCulture);
 
     private static Fingerprint ParseFingerprint(string s) =>
@@ -476,3 +493,45 @@ internal abstract partial class AdoJournal : IDisposable
 /// <summary>A command decided in the current batch, waiting to be journaled with the slice of effects it produced.</summary>
 internal readonly record struct PendingRecord(
     DateTimeOffset RecordedAt, string Kind, string Payload, int LedgerFrom, int LedgerTo, int ExceptionsFrom, int ExceptionsTo);
+
+/// <summary>
+/// One engine batch as the journal writes it: the commands with their slices of effects, and the
+/// first sequence number and ids the batch's rows take (the last ones committed, plus one).
+/// </summary>
+internal readonly record struct JournalBatch(
+    IReadOnlyList<PendingRecord> Records,
+    Effects Effects,
+    IReadOnlyList<(string Id, string ViewJson)> Archived,
+    IReadOnlyList<SyncChange> SyncChanges,
+    DateTimeOffset BatchTime,
+    long LastSeq,
+    long FirstLedgerId,
+    long FirstExceptionId,
+    bool ErpPosting)
+{
+    public int LedgerCount
+    {
+        get
+        {
+            var n = 0;
+            foreach (var r in Records)
+            {
+                n += r.LedgerTo - r.LedgerFrom;
+            }
+            return n;
+        }
+    }
+
+    public int ExceptionCount
+    {
+        get
+        {
+            var n = 0;
+            foreach (var r in Records)
+            {
+                n += r.ExceptionsTo - r.ExceptionsFrom;
+            }
+            return n;
+        }
+    }
+}

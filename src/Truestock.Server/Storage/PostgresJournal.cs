@@ -1,5 +1,6 @@
 using System.Data.Common;
 using Npgsql;
+using Truestock.Core;
 
 namespace Truestock.Server.Storage;
 
@@ -76,6 +77,207 @@ internal sealed class PostgresJournal(string connectionString) : AdoJournal
         {
             // The connection is already broken: the server ends the session and releases the lock itself.
         }
+    }
+
+    /// <summary>Most rows one bulk statement carries; a larger batch is split into several statements of the same round trip.</summary>
+    internal const int BulkRowsPerStatementMax = 8_192;
+
+    /// <summary>
+    /// Writes the batch with one <c>INSERT … SELECT FROM unnest(arrays)</c> per table (per
+    /// <see cref="BulkRowsPerStatementMax"/> rows), all sent in one round trip, instead of one round
+    /// trip per row: a batch of a thousand commands costs two round trips (the statements and the
+    /// commit) instead of thousands. The rows, ids and order are the same as the row-by-row path's.
+    /// </summary>
+    protected override bool AppendBulk(DbConnection writer, DbTransaction tx, in JournalBatch batch)
+    {
+        using var bulk = new NpgsqlBatch((NpgsqlConnection)writer, (NpgsqlTransaction)tx);
+        AddCommands(bulk, batch);
+        AddLedger(bulk, batch);
+        AddExceptions(bulk, batch);
+        var accepted = batch.Effects.AcceptedEvents;
+        Chunked(accepted.Count, (from, n) => bulk.BatchCommands.Add(Statement(
+            "INSERT INTO event_ids (event_id, fingerprint) SELECT * FROM unnest($1::text[], $2::text[])",
+            Column(accepted, from, n, static a => a.EventId), Column(accepted, from, n, static a => FingerprintText(a.Fingerprint)))));
+        var created = batch.Effects.CreatedReservations;
+        Chunked(created.Count, (from, n) => bulk.BatchCommands.Add(Statement(
+            "INSERT INTO reservation_ids (reservation_id, fingerprint) SELECT * FROM unnest($1::text[], $2::text[])",
+            Column(created, from, n, static r => r.Id), Column(created, from, n, static r => FingerprintText(r.Fingerprint)))));
+        var archived = batch.Archived;
+        Chunked(archived.Count, (from, n) => bulk.BatchCommands.Add(Statement(
+            "UPDATE reservation_ids SET archived_view = u.view FROM unnest($1::text[], $2::text[]) AS u(id, view) WHERE reservation_ids.reservation_id = u.id",
+            Column(archived, from, n, static a => a.Id), Column(archived, from, n, static a => a.ViewJson))));
+        AddSyncChanges(bulk, batch);
+        if (batch.ErpPosting)
+        {
+            AddErpOutbox(bulk, batch);
+        }
+        if (bulk.BatchCommands.Count > 0)
+        {
+            bulk.ExecuteNonQuery();
+        }
+        return true;
+    }
+
+    private static void AddCommands(NpgsqlBatch bulk, in JournalBatch batch)
+    {
+        var records = batch.Records;
+        var firstSeq = batch.LastSeq + 1;
+        Chunked(records.Count, (from, n) =>
+        {
+            var seq = new long[n];
+            for (var i = 0; i < n; i++)
+            {
+                seq[i] = firstSeq + from + i;
+            }
+            bulk.BatchCommands.Add(Statement(
+                "INSERT INTO commands (seq, recorded_at, kind, payload) SELECT * FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[])",
+                seq, Column(records, from, n, static r => Text(r.RecordedAt)), Column(records, from, n, static r => r.Kind),
+                Column(records, from, n, static r => r.Payload)));
+        });
+    }
+
+    private static void AddLedger(NpgsqlBatch bulk, in JournalBatch batch)
+    {
+        // Ledger rows are numbered in record order and carry their command's sequence number.
+        var rows = new List<(long Id, long Seq, LedgerEntry Entry)>(batch.LedgerCount);
+        var id = batch.FirstLedgerId;
+        var seq = batch.LastSeq;
+        foreach (var r in batch.Records)
+        {
+            seq++;
+            for (var i = r.LedgerFrom; i < r.LedgerTo; i++)
+            {
+                rows.Add((id++, seq, batch.Effects.Ledger[i]));
+            }
+        }
+        Chunked(rows.Count, (from, n) => bulk.BatchCommands.Add(Statement(
+            """
+            INSERT INTO ledger (id, command_seq, sku, location_id, event_id, reservation_id, type, quantity, occurred_at, recorded_at, status,
+                source, correlation_id, on_hand_after, available_after)
+            SELECT * FROM unnest($1::bigint[], $2::bigint[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::bigint[], $9::text[],
+                $10::text[], $11::text[], $12::text[], $13::text[], $14::bigint[], $15::bigint[])
+            """,
+            Column(rows, from, n, static x => x.Id), Column(rows, from, n, static x => x.Seq),
+            Column(rows, from, n, static x => x.Entry.Sku), Column(rows, from, n, static x => x.Entry.LocationId),
+            Column(rows, from, n, static x => x.Entry.EventId), Column(rows, from, n, static x => x.Entry.ReservationId),
+            Column(rows, from, n, static x => x.Entry.Type), Column(rows, from, n, static x => x.Entry.Quantity),
+            Column(rows, from, n, static x => Text(x.Entry.OccurredAt)), Column(rows, from, n, static x => Text(x.Entry.RecordedAt)),
+            Column(rows, from, n, static x => x.Entry.Status), Column(rows, from, n, static x => x.Entry.Source),
+            Column(rows, from, n, static x => x.Entry.CorrelationId), Column(rows, from, n, static x => x.Entry.OnHandAfter),
+            Column(rows, from, n, static x => x.Entry.AvailableAfter))));
+    }
+
+    private static void AddExceptions(NpgsqlBatch bulk, in JournalBatch batch)
+    {
+        var rows = new List<(long Id, long Seq, ExceptionRecord Record)>(batch.ExceptionCount);
+        var id = batch.FirstExceptionId;
+        var seq = batch.LastSeq;
+        foreach (var r in batch.Records)
+        {
+            seq++;
+            for (var i = r.ExceptionsFrom; i < r.ExceptionsTo; i++)
+            {
+                rows.Add((id++, seq, batch.Effects.Exceptions[i]));
+            }
+        }
+        Chunked(rows.Count, (from, n) => bulk.BatchCommands.Add(Statement(
+            """
+            INSERT INTO exceptions (id, command_seq, type, sku, location_id, event_id, reservation_id, source, quantity, detail, recorded_at)
+            SELECT * FROM unnest($1::bigint[], $2::bigint[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[], $9::bigint[],
+                $10::text[], $11::text[])
+            """,
+            Column(rows, from, n, static x => x.Id), Column(rows, from, n, static x => x.Seq),
+            Column(rows, from, n, static x => x.Record.Type), Column(rows, from, n, static x => x.Record.Sku),
+            Column(rows, from, n, static x => x.Record.LocationId), Column(rows, from, n, static x => x.Record.EventId),
+            Column(rows, from, n, static x => x.Record.ReservationId), Column(rows, from, n, static x => x.Record.Source),
+            Column(rows, from, n, static x => x.Record.Quantity), Column(rows, from, n, static x => x.Record.Detail),
+            Column(rows, from, n, static x => Text(x.Record.RecordedAt)))));
+    }
+
+    private static void AddSyncChanges(NpgsqlBatch bulk, in JournalBatch batch)
+    {
+        var changes = batch.SyncChanges;
+        if (changes.Count == 0)
+        {
+            return;
+        }
+        // Every row of the batch takes the batch's last sequence number as its version, as the row-by-row path does.
+        var version = batch.LastSeq + batch.Records.Count;
+        var changedAtMs = batch.BatchTime.ToUnixTimeMilliseconds();
+        // The changes arrive sorted by (channel, SKU) and unnest keeps that order, so rows are still
+        // locked in the one order the publisher also uses. A forced row must be updated even with an
+        // unchanged ATS; the forced pairs travel as two more arrays.
+        Chunked(changes.Count, (from, n) =>
+        {
+            var forced = new List<SyncChange>();
+            for (var i = from; i < from + n; i++)
+            {
+                if (changes[i].Force)
+                {
+                    forced.Add(changes[i]);
+                }
+            }
+            bulk.BatchCommands.Add(Statement(
+                SyncInsertColumnsSql + "\n" + """
+                SELECT u.channel_id, u.sku, u.ats, $4, $5, 1, NULL, 0, NULL, 0, 0, 0, NULL, NULL
+                FROM unnest($1::text[], $2::text[], $3::bigint[]) AS u(channel_id, sku, ats)
+                """ + "\n" + SyncOnConflictSql + "\n" + """
+                WHERE channel_sync.ats <> excluded.ats
+                    OR (excluded.channel_id, excluded.sku) IN (SELECT * FROM unnest($6::text[], $7::text[]))
+                """,
+                Column(changes, from, n, static c => c.ChannelId), Column(changes, from, n, static c => c.Sku),
+                Column(changes, from, n, static c => c.Ats), version, changedAtMs,
+                Column(forced, 0, forced.Count, static c => c.ChannelId), Column(forced, 0, forced.Count, static c => c.Sku)));
+        });
+    }
+
+    private static void AddErpOutbox(NpgsqlBatch bulk, in JournalBatch batch)
+    {
+        var ids = new List<long>();
+        var id = batch.FirstLedgerId;
+        foreach (var r in batch.Records)
+        {
+            for (var i = r.LedgerFrom; i < r.LedgerTo; i++, id++)
+            {
+                if (IsErpMovement(batch.Effects.Ledger[i]))
+                {
+                    ids.Add(id);
+                }
+            }
+        }
+        var enqueuedAtMs = batch.BatchTime.ToUnixTimeMilliseconds();
+        Chunked(ids.Count, (from, n) => bulk.BatchCommands.Add(Statement(
+            "INSERT INTO erp_outbox (ledger_id, status, attempts, next_attempt_ms, enqueued_at_ms) SELECT id, 'pending', 0, 0, $2 FROM unnest($1::bigint[]) AS id",
+            ids.GetRange(from, n).ToArray(), enqueuedAtMs)));
+    }
+
+    private static void Chunked(int count, Action<int, int> add)
+    {
+        for (var from = 0; from < count; from += BulkRowsPerStatementMax)
+        {
+            add(from, Math.Min(BulkRowsPerStatementMax, count - from));
+        }
+    }
+
+    private static TOut[] Column<TIn, TOut>(IReadOnlyList<TIn> rows, int from, int count, Func<TIn, TOut> select)
+    {
+        var column = new TOut[count];
+        for (var i = 0; i < count; i++)
+        {
+            column[i] = select(rows[from + i]);
+        }
+        return column;
+    }
+
+    private static NpgsqlBatchCommand Statement(string sql, params object[] values)
+    {
+        var command = new NpgsqlBatchCommand(sql);
+        foreach (var value in values)
+        {
+            // Positional ($n) parameters: their types come from the casts in the SQL and the CLR arrays.
+            command.Parameters.Add(new NpgsqlParameter { Value = value });
+        }
+        return command;
     }
 
     protected override bool TryLockWriter(DbConnection writer)
