@@ -509,29 +509,38 @@ internal readonly record struct JournalBatch(
     long FirstExceptionId,
     bool ErpPosting)
 {
-    public int LedgerCount
+    public int LedgerCount => Count(static r => r.LedgerTo - r.LedgerFrom);
+
+    public int ExceptionCount => Count(static r => r.ExceptionsTo - r.ExceptionsFrom);
+
+    /// <summary>
+    /// The batch's rows of one kind (ledger rows, exceptions) with the ids they take, numbered from
+    /// <paramref name="firstId"/> in record order, and the sequence number of the command that made each.
+    /// </summary>
+    public List<(long Id, long Seq, T Row)> Numbered<T>(IReadOnlyList<T> rows, long firstId, Func<PendingRecord, (int From, int To)> slice)
     {
-        get
+        var numbered = new List<(long Id, long Seq, T Row)>();
+        var id = firstId;
+        var seq = LastSeq;
+        foreach (var r in Records)
         {
-            var n = 0;
-            foreach (var r in Records)
+            seq++;
+            var (from, to) = slice(r);
+            for (var i = from; i < to; i++)
             {
-                n += r.LedgerTo - r.LedgerFrom;
+                numbered.Add((id++, seq, rows[i]));
             }
-            return n;
         }
+        return numbered;
     }
 
-    public int ExceptionCount
+    private int Count(Func<PendingRecord, int> of)
     {
-        get
+        var n = 0;
+        foreach (var r in Records)
         {
-            var n = 0;
-            foreach (var r in Records)
-            {
-                n += r.ExceptionsTo - r.ExceptionsFrom;
-            }
-            return n;
+            n += of(r);
         }
+        return n;
     }
 }

@@ -138,18 +138,7 @@ internal sealed class PostgresJournal(string connectionString) : AdoJournal
 
     private static void AddLedger(NpgsqlBatch bulk, in JournalBatch batch)
     {
-        // Ledger rows are numbered in record order and carry their command's sequence number.
-        var rows = new List<(long Id, long Seq, LedgerEntry Entry)>(batch.LedgerCount);
-        var id = batch.FirstLedgerId;
-        var seq = batch.LastSeq;
-        foreach (var r in batch.Records)
-        {
-            seq++;
-            for (var i = r.LedgerFrom; i < r.LedgerTo; i++)
-            {
-                rows.Add((id++, seq, batch.Effects.Ledger[i]));
-            }
-        }
+        var rows = batch.Numbered(batch.Effects.Ledger, batch.FirstLedgerId, static r => (r.LedgerFrom, r.LedgerTo));
         Chunked(rows.Count, (from, n) => bulk.BatchCommands.Add(Statement(
             """
             INSERT INTO ledger (id, command_seq, sku, location_id, event_id, reservation_id, type, quantity, occurred_at, recorded_at, status,
@@ -158,28 +147,18 @@ internal sealed class PostgresJournal(string connectionString) : AdoJournal
                 $10::text[], $11::text[], $12::text[], $13::text[], $14::bigint[], $15::bigint[])
             """,
             Column(rows, from, n, static x => x.Id), Column(rows, from, n, static x => x.Seq),
-            Column(rows, from, n, static x => x.Entry.Sku), Column(rows, from, n, static x => x.Entry.LocationId),
-            Column(rows, from, n, static x => x.Entry.EventId), Column(rows, from, n, static x => x.Entry.ReservationId),
-            Column(rows, from, n, static x => x.Entry.Type), Column(rows, from, n, static x => x.Entry.Quantity),
-            Column(rows, from, n, static x => Text(x.Entry.OccurredAt)), Column(rows, from, n, static x => Text(x.Entry.RecordedAt)),
-            Column(rows, from, n, static x => x.Entry.Status), Column(rows, from, n, static x => x.Entry.Source),
-            Column(rows, from, n, static x => x.Entry.CorrelationId), Column(rows, from, n, static x => x.Entry.OnHandAfter),
-            Column(rows, from, n, static x => x.Entry.AvailableAfter))));
+            Column(rows, from, n, static x => x.Row.Sku), Column(rows, from, n, static x => x.Row.LocationId),
+            Column(rows, from, n, static x => x.Row.EventId), Column(rows, from, n, static x => x.Row.ReservationId),
+            Column(rows, from, n, static x => x.Row.Type), Column(rows, from, n, static x => x.Row.Quantity),
+            Column(rows, from, n, static x => Text(x.Row.OccurredAt)), Column(rows, from, n, static x => Text(x.Row.RecordedAt)),
+            Column(rows, from, n, static x => x.Row.Status), Column(rows, from, n, static x => x.Row.Source),
+            Column(rows, from, n, static x => x.Row.CorrelationId), Column(rows, from, n, static x => x.Row.OnHandAfter),
+            Column(rows, from, n, static x => x.Row.AvailableAfter))));
     }
 
     private static void AddExceptions(NpgsqlBatch bulk, in JournalBatch batch)
     {
-        var rows = new List<(long Id, long Seq, ExceptionRecord Record)>(batch.ExceptionCount);
-        var id = batch.FirstExceptionId;
-        var seq = batch.LastSeq;
-        foreach (var r in batch.Records)
-        {
-            seq++;
-            for (var i = r.ExceptionsFrom; i < r.ExceptionsTo; i++)
-            {
-                rows.Add((id++, seq, batch.Effects.Exceptions[i]));
-            }
-        }
+        var rows = batch.Numbered(batch.Effects.Exceptions, batch.FirstExceptionId, static r => (r.ExceptionsFrom, r.ExceptionsTo));
         Chunked(rows.Count, (from, n) => bulk.BatchCommands.Add(Statement(
             """
             INSERT INTO exceptions (id, command_seq, type, sku, location_id, event_id, reservation_id, source, quantity, detail, recorded_at)
@@ -187,11 +166,11 @@ internal sealed class PostgresJournal(string connectionString) : AdoJournal
                 $10::text[], $11::text[])
             """,
             Column(rows, from, n, static x => x.Id), Column(rows, from, n, static x => x.Seq),
-            Column(rows, from, n, static x => x.Record.Type), Column(rows, from, n, static x => x.Record.Sku),
-            Column(rows, from, n, static x => x.Record.LocationId), Column(rows, from, n, static x => x.Record.EventId),
-            Column(rows, from, n, static x => x.Record.ReservationId), Column(rows, from, n, static x => x.Record.Source),
-            Column(rows, from, n, static x => x.Record.Quantity), Column(rows, from, n, static x => x.Record.Detail),
-            Column(rows, from, n, static x => Text(x.Record.RecordedAt)))));
+            Column(rows, from, n, static x => x.Row.Type), Column(rows, from, n, static x => x.Row.Sku),
+            Column(rows, from, n, static x => x.Row.LocationId), Column(rows, from, n, static x => x.Row.EventId),
+            Column(rows, from, n, static x => x.Row.ReservationId), Column(rows, from, n, static x => x.Row.Source),
+            Column(rows, from, n, static x => x.Row.Quantity), Column(rows, from, n, static x => x.Row.Detail),
+            Column(rows, from, n, static x => Text(x.Row.RecordedAt)))));
     }
 
     private static void AddSyncChanges(NpgsqlBatch bulk, in JournalBatch batch)
